@@ -1,0 +1,21 @@
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include "shim.h"
+
+int dpdk_sys_rte_errno(void) { return rte_errno; }
+
+void dpdk_sys_set_rte_errno(int value) { rte_errno = value; }
+
+void *dpdk_sys_pktmbuf_mtod(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
+
+uint32_t dpdk_sys_pktmbuf_pkt_len(const struct rte_mbuf *m) { return rte_pktmbuf_pkt_len(m); }
+
+uint16_t dpdk_sys_pktmbuf_data_len(const struct rte_mbuf *m) { return rte_pktmbuf_data_len(m); }
+
+uint16_t dpdk_sys_mbuf_default_buf_size(void) { return RTE_MBUF_DEFAULT_BUF_SIZE; }
+
+uint16_t dpdk_sys_pktmbuf_headroom(void) { return RTE_PKTMBUF_HEADROOM; }
+
+uint16_t dpdk_sys_max_ethports(void) { return RTE_MAX_ETHPORTS; }
+
+uint16_t dpdk_sys_eth_name_max_len(void) { return RTE_ETH_NAME_MAX_LEN; }

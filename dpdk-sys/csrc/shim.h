@@ -1,0 +1,29 @@
+/* Hand-written helpers for what bindgen cannot reach: the thread-local rte_errno
+ * (a __thread variable that bindgen turns into a plain static) and function-like
+ * macros. Each one is tested against the real macro in tests/shims.rs. */
+#ifndef DPDK_SYS_SHIM_H
+#define DPDK_SYS_SHIM_H
+
+#include <stdint.h>
+#include <rte_mbuf.h>
+
+/* Value of rte_errno for the calling thread. */
+int dpdk_sys_rte_errno(void);
+/* Sets rte_errno for the calling thread (tests use it to check the getter). */
+void dpdk_sys_set_rte_errno(int value);
+/* rte_pktmbuf_mtod(m, void *): start of the packet data in the first segment. */
+void *dpdk_sys_pktmbuf_mtod(struct rte_mbuf *m);
+/* rte_pktmbuf_pkt_len(m). */
+uint32_t dpdk_sys_pktmbuf_pkt_len(const struct rte_mbuf *m);
+/* rte_pktmbuf_data_len(m). */
+uint16_t dpdk_sys_pktmbuf_data_len(const struct rte_mbuf *m);
+/* RTE_MBUF_DEFAULT_BUF_SIZE: data room for a default mbuf (2048 + headroom). */
+uint16_t dpdk_sys_mbuf_default_buf_size(void);
+/* RTE_PKTMBUF_HEADROOM. */
+uint16_t dpdk_sys_pktmbuf_headroom(void);
+/* RTE_MAX_ETHPORTS. */
+uint16_t dpdk_sys_max_ethports(void);
+/* RTE_ETH_NAME_MAX_LEN. */
+uint16_t dpdk_sys_eth_name_max_len(void);
+
+#endif
