@@ -152,7 +152,7 @@ fn link_dpdk(lib_dir: &str, available: &[String]) {
     for lib in DPDK_LIBS {
         let archive = format!("rte_{lib}");
         assert!(
-            available.iter().any(|name| *name == archive)
+            available.contains(&archive)
                 || Path::new(lib_dir).join(format!("lib{archive}.a")).exists(),
             "DPDK static library lib{archive}.a not found in {lib_dir}"
         );

@@ -1,5 +1,7 @@
 #include <rte_errno.h>
+#include <stdio.h>
 #include <rte_ethdev.h>
+#include <rte_log.h>
 #include "shim.h"
 
 int dpdk_sys_rte_errno(void) { return rte_errno; }
@@ -19,3 +21,5 @@ uint16_t dpdk_sys_pktmbuf_headroom(void) { return RTE_PKTMBUF_HEADROOM; }
 uint16_t dpdk_sys_max_ethports(void) { return RTE_MAX_ETHPORTS; }
 
 uint16_t dpdk_sys_eth_name_max_len(void) { return RTE_ETH_NAME_MAX_LEN; }
+
+int dpdk_sys_log_to_stderr(void) { return rte_openlog_stream(stderr); }

@@ -21,6 +21,9 @@ uint16_t dpdk_sys_pktmbuf_data_len(const struct rte_mbuf *m);
 uint16_t dpdk_sys_mbuf_default_buf_size(void);
 /* RTE_PKTMBUF_HEADROOM. */
 uint16_t dpdk_sys_pktmbuf_headroom(void);
+/* Sends DPDK's log to stderr (it defaults to stdout, which would mix with a
+ * program's output). Call before rte_eal_init. Returns rte_openlog_stream's result. */
+int dpdk_sys_log_to_stderr(void);
 /* RTE_MAX_ETHPORTS. */
 uint16_t dpdk_sys_max_ethports(void);
 /* RTE_ETH_NAME_MAX_LEN. */

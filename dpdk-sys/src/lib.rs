@@ -6,7 +6,8 @@
 //! All of DPDK (EAL, mempool, mbuf, ethdev and a curated set of drivers) is linked
 //! statically into the final binary.
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
-#![allow(clippy::all, clippy::undocumented_unsafe_blocks, missing_docs)]
+#![allow(clippy::all, clippy::pedantic, clippy::nursery, clippy::restriction)]
+#![allow(missing_docs)]
 #![allow(unsafe_op_in_unsafe_fn)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

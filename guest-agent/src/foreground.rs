@@ -1,0 +1,288 @@
+//! Runs the selftest or one workload in the foreground and prints the outcome.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use dpdk_agent::datapath::{DataPort, DataPortSpec, PortSelector};
+use dpdk_agent::eal::Eal;
+use dpdk_agent::packet::format_mac;
+use dpdk_agent::selftest::{is_pci_address, StandaloneSelftest};
+use dpdk_agent::workload::{
+    self, BenchLive, BenchMode, BenchParams, PingPongLive, PingPongParams, ReflectLive, StopSignal,
+};
+
+use crate::cli::{BenchArgs, Cli, ModeArg, PingPongArgs, PortArgs, ReflectArgs};
+
+fn seconds(value: f64, name: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{name} {value} is not a duration in seconds"))
+}
+
+/// `--selftest`: prints the table (or JSON); exit status 1 when any check failed.
+pub fn selftest(cli: &Cli) -> Result<ExitCode> {
+    let test = if cli.loopback {
+        StandaloneSelftest {
+            peer: cli.peer,
+            timeout: seconds(cli.timeout, "timeout")?,
+            ..StandaloneSelftest::loopback()
+        }
+    } else {
+        let device = cli.device.clone();
+        let eal_args = match (&cli.eal, &device) {
+            (Some(eal), _) => eal.split_whitespace().map(str::to_owned).collect(),
+            (None, device) => {
+                let mut args = vec![
+                    "-l".to_owned(),
+                    "0".to_owned(),
+                    format!("--file-prefix=dpdk-agent-selftest-{}", std::process::id()),
+                ];
+                // Without -a, EAL would grab every PCI NIC, including the management one.
+                match device {
+                    Some(bdf) if is_pci_address(bdf) => args.extend(["-a".to_owned(), bdf.clone()]),
+                    _ => args.push("--no-pci".to_owned()),
+                }
+                args
+            }
+        };
+        let ip = cli
+            .ip
+            .context("--ip ADDRESS/PREFIX is required without --loopback")?;
+        StandaloneSelftest {
+            check_hugepages: !eal_args.iter().any(|arg| arg == "--no-huge"),
+            eal_args,
+            device: device.map(|d| d.parse::<PortSelector>().unwrap_or(PortSelector::Name(d))),
+            ip: ip.ip,
+            prefix_len: ip.prefix_len,
+            peer: cli.peer,
+            timeout: seconds(cli.timeout, "timeout")?,
+        }
+    };
+    let report = test.run();
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_table());
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn open_port(args: &PortArgs) -> Result<DataPort> {
+    let eal_args: Vec<String> = args.eal.split_whitespace().map(str::to_owned).collect();
+    let eal = Eal::init(&eal_args)?;
+    let device: PortSelector = args.device.parse().unwrap_or(PortSelector::Id(0));
+    let mut spec = DataPortSpec::new(device, args.ip.ip, args.ip.prefix_len);
+    spec.mbufs = args.mbufs;
+    let port = DataPort::open(&eal, &spec)?;
+    let details = port.details();
+    eprintln!(
+        "port {} {} ({}) mac {} {}/{}",
+        details.port_id,
+        details.device,
+        details.driver,
+        format_mac(&details.mac),
+        details.ip,
+        details.prefix_len
+    );
+    Ok(port)
+}
+
+/// Runs `work` on a worker thread and prints `progress()` to stderr every second.
+fn with_progress<T: Send>(work: impl FnOnce() -> T + Send, progress: impl Fn() -> String) -> T {
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(work);
+        let mut next = Instant::now() + Duration::from_secs(1);
+        while !worker.is_finished() {
+            std::thread::sleep(Duration::from_millis(20));
+            if Instant::now() >= next {
+                eprintln!("{}", progress());
+                next += Duration::from_secs(1);
+            }
+        }
+        match worker.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// `bench`: prints totals, port counters and the per-second record.
+pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
+    let params = BenchParams {
+        mode: match args.mode {
+            ModeArg::Tx => BenchMode::Tx,
+            ModeArg::Rx => BenchMode::Rx,
+            ModeArg::Both => BenchMode::Both,
+        },
+        peer_ip: args.peer,
+        frame_size: args.size,
+        rate_pps: args.rate,
+        duration: args.duration.map(|d| seconds(d, "duration")).transpose()?,
+        count: args.count,
+        burst: args.burst,
+        drain: seconds(args.drain, "drain")?,
+    };
+    // Before EAL: a bad parameter should not cost an EAL start.
+    params.validate()?;
+    let mut port = open_port(&args.port)?;
+    let live = BenchLive::default();
+    let stop = StopSignal::new();
+    let report = with_progress(
+        || workload::bench(&mut port, &params, &live, &stop),
+        || {
+            let c = live.snapshot();
+            format!(
+                "{:>6.1}s tx {} rx {} ring-full {}",
+                c.elapsed.as_secs_f64(),
+                c.tx_packets,
+                c.rx_packets,
+                c.tx_ring_full
+            )
+        },
+    )?;
+    if args.port.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = &report.counters;
+    let secs = c.elapsed.as_secs_f64().max(1e-9);
+    // Rates over the sending (or receiving) period, excluding the drain.
+    let active = params.duration.map_or(secs, |d| d.as_secs_f64().min(secs));
+    println!("elapsed_s={secs:.3}");
+    println!(
+        "tx_packets={} tx_bytes={} tx_ring_full={} tx_pps={:.0}",
+        c.tx_packets,
+        c.tx_bytes,
+        c.tx_ring_full,
+        c.tx_packets as f64 / active
+    );
+    println!(
+        "rx_packets={} rx_bytes={} rx_seq_gaps={} rx_other={} rx_pps={:.0}",
+        c.rx_packets,
+        c.rx_bytes,
+        c.rx_seq_gaps,
+        c.rx_other,
+        c.rx_packets as f64 / active
+    );
+    let p = &report.port;
+    println!(
+        "port ipackets={} opackets={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
+        p.ipackets, p.opackets, p.imissed, p.ierrors, p.oerrors, p.rx_nombuf
+    );
+    for second in &report.per_second {
+        println!(
+            "second={} tx_pps={} rx_pps={}",
+            second.second, second.tx_pps, second.rx_pps
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `reflect`: runs for the duration, prints the counters.
+pub fn reflect(args: &ReflectArgs) -> Result<ExitCode> {
+    let duration = seconds(args.duration, "duration")?;
+    if duration.is_zero() {
+        bail!("--duration must be above 0");
+    }
+    let mut port = open_port(&args.port)?;
+    let live = ReflectLive::default();
+    let stop = StopSignal::new();
+    let deadline = Instant::now() + duration;
+    let counters = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| workload::reflect(&mut port, &live, &stop));
+        while !worker.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.stop();
+        match worker.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })?;
+    if args.port.json {
+        println!("{}", serde_json::to_string_pretty(&counters)?);
+    } else {
+        println!(
+            "received={} reflected={} arp_replies={} ignored={} tx_dropped={}",
+            counters.received,
+            counters.reflected,
+            counters.arp_replies,
+            counters.ignored,
+            counters.tx_dropped
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pingpong`: prints loss and RTT percentiles; exit status 1 when anything was lost.
+pub fn pingpong(args: &PingPongArgs) -> Result<ExitCode> {
+    let params = PingPongParams {
+        peer_ip: args.peer,
+        count: args.count,
+        frame_size: args.size,
+        interval: args.interval_us.map(Duration::from_micros),
+        window: args.window,
+        timeout: Duration::from_millis(args.timeout_ms),
+    };
+    params.validate()?;
+    let mut port = open_port(&args.port)?;
+    let live = PingPongLive::default();
+    let stop = StopSignal::new();
+    let report = with_progress(
+        || workload::pingpong(&mut port, &params, &live, &stop),
+        || {
+            let s = live.snapshot();
+            format!(
+                "{:>6.1}s sent {} received {} lost {} last rtt {} ns",
+                s.elapsed.as_secs_f64(),
+                s.sent,
+                s.received,
+                s.lost,
+                s.last_rtt_ns
+            )
+        },
+    )?;
+    let rtt = &report.rtt;
+    let summary = serde_json::json!({
+        "sent": report.sent,
+        "received": report.received,
+        "lost": report.lost,
+        "duplicates": report.duplicates,
+        "reordered": report.reordered,
+        "elapsed_s": report.elapsed.as_secs_f64(),
+        "peer_mac": format_mac(&report.peer_mac),
+        "frame_size": report.frame_size,
+        "rtt_ns": {
+            "min": rtt.min(), "p50": rtt.value_at_quantile(0.5), "p90": rtt.value_at_quantile(0.9),
+            "p99": rtt.value_at_quantile(0.99), "p999": rtt.value_at_quantile(0.999),
+            "max": rtt.max(), "mean": rtt.mean(),
+        },
+    });
+    if args.port.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "sent={} received={} lost={} duplicates={} reordered={}",
+            report.sent, report.received, report.lost, report.duplicates, report.reordered
+        );
+        println!(
+            "rtt_ns min={} p50={} p90={} p99={} p99.9={} max={} mean={:.0}",
+            rtt.min(),
+            rtt.value_at_quantile(0.5),
+            rtt.value_at_quantile(0.9),
+            rtt.value_at_quantile(0.99),
+            rtt.value_at_quantile(0.999),
+            rtt.max(),
+            rtt.mean()
+        );
+    }
+    Ok(if report.lost == 0 && report.received == report.sent {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,864 @@
+//! Frames the agent sends and understands: Ethernet II, IPv4, UDP with a test payload
+//! header, and ARP for IPv4. Building writes valid IPv4 and UDP checksums; parsing
+//! checks lengths and checksums and rejects malformed or truncated frames with an
+//! error, never a panic.
+//!
+//! Test traffic is UDP from port [`TEST_UDP_PORT`] to [`TEST_UDP_PORT`] (9, "discard"),
+//! so a stray capture of the link shows nothing that a host would act on.
+
+use std::net::Ipv4Addr;
+
+/// An Ethernet MAC address.
+pub type MacAddr = [u8; 6];
+
+/// The broadcast MAC address.
+pub const BROADCAST_MAC: MacAddr = [0xff; 6];
+
+/// Ethernet II header length.
+pub const ETH_HEADER_LEN: usize = 14;
+/// IPv4 header length without options (the only kind we build).
+pub const IPV4_HEADER_LEN: usize = 20;
+/// UDP header length.
+pub const UDP_HEADER_LEN: usize = 8;
+/// Ethernet + IPv4 + UDP headers.
+pub const UDP_FRAME_OVERHEAD: usize = ETH_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEADER_LEN;
+/// Length of the test payload header (magic, sequence number, timestamp).
+pub const PAYLOAD_HEADER_LEN: usize = 20;
+/// Smallest test frame (without FCS): the Ethernet minimum.
+pub const MIN_FRAME_SIZE: u16 = 64;
+/// Largest test frame (without FCS) for a 1500-byte MTU.
+pub const MAX_FRAME_SIZE: u16 = 1514;
+/// Ethernet payload of an ARP packet for IPv4.
+pub const ARP_LEN: usize = 28;
+/// Minimum Ethernet frame without FCS: shorter frames are padded to it.
+pub const ETH_MIN_FRAME: usize = 60;
+/// UDP source and destination port of test traffic.
+pub const TEST_UDP_PORT: u16 = 9;
+/// First four bytes of every test payload: "DPKH".
+pub const PAYLOAD_MAGIC: u32 = 0x4450_4b48;
+
+/// EtherType of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+const IP_PROTO_UDP: u8 = 17;
+const DEFAULT_TTL: u8 = 64;
+
+/// Why a frame could not be parsed or built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    /// The frame ends before a header or declared length does.
+    #[error("{layer} truncated: need {needed} bytes, have {available}")]
+    Truncated {
+        /// Which part was cut short.
+        layer: &'static str,
+        /// Bytes required.
+        needed: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// Not IPv4 (version field).
+    #[error("IP version {0}, expected 4")]
+    IpVersion(u8),
+    /// IHL below 5 words.
+    #[error("IPv4 header length {0} bytes is below 20")]
+    IpHeaderLength(usize),
+    /// IPv4 total length smaller than the header.
+    #[error("IPv4 total length {total} is smaller than its header ({header})")]
+    IpTotalLength {
+        /// Declared total length.
+        total: usize,
+        /// Header length.
+        header: usize,
+    },
+    /// A fragment: the agent does not reassemble.
+    #[error("IPv4 fragment (offset {offset}, more fragments {more})")]
+    Fragment {
+        /// Fragment offset in 8-byte units.
+        offset: u16,
+        /// MF flag.
+        more: bool,
+    },
+    /// IPv4 header checksum mismatch.
+    #[error("IPv4 header checksum is wrong")]
+    IpChecksum,
+    /// UDP length field inconsistent with the IP payload.
+    #[error("UDP length {udp} does not fit the IPv4 payload of {ip_payload} bytes")]
+    UdpLength {
+        /// Declared UDP length.
+        udp: usize,
+        /// IPv4 payload length.
+        ip_payload: usize,
+    },
+    /// UDP checksum mismatch.
+    #[error("UDP checksum is wrong")]
+    UdpChecksum,
+    /// ARP for something other than IPv4 over Ethernet.
+    #[error("ARP for hardware type {htype} / protocol {ptype:#06x} is not supported")]
+    ArpKind {
+        /// Hardware type.
+        htype: u16,
+        /// Protocol type.
+        ptype: u16,
+    },
+    /// ARP opcode other than request (1) or reply (2).
+    #[error("ARP opcode {0} is neither request nor reply")]
+    ArpOpcode(u16),
+    /// A UDP frame was expected.
+    #[error("frame is not IPv4/UDP")]
+    NotUdp,
+    /// Payload without our magic number.
+    #[error("payload magic {0:#010x} is not a dpdk-agent test payload")]
+    PayloadMagic(u32),
+    /// A frame size outside what can be built.
+    #[error("frame size {size} is outside {min}..={max}")]
+    FrameSize {
+        /// Size asked for.
+        size: usize,
+        /// Smallest allowed.
+        min: usize,
+        /// Largest allowed.
+        max: usize,
+    },
+}
+
+fn truncated(layer: &'static str, needed: usize, available: usize) -> PacketError {
+    PacketError::Truncated {
+        layer,
+        needed,
+        available,
+    }
+}
+
+fn be16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+fn ip_at(bytes: &[u8], at: usize) -> Ipv4Addr {
+    Ipv4Addr::new(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3])
+}
+
+fn mac_at(bytes: &[u8], at: usize) -> MacAddr {
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&bytes[at..at + 6]);
+    mac
+}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &MacAddr) -> String {
+    mac.iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// One's-complement sum of `bytes` as big-endian 16-bit words (odd byte padded).
+fn ones_complement_sum(mut sum: u32, bytes: &[u8]) -> u32 {
+    let mut chunks = bytes.chunks_exact(2);
+    for word in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([word[0], word[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    // The loop leaves at most 16 bits.
+    u16::try_from(sum).unwrap_or(u16::MAX)
+}
+
+/// The Internet checksum (RFC 1071) of an IPv4 header whose checksum field is zero;
+/// over a header with its checksum filled in, it is 0 when the checksum is right.
+pub fn ipv4_checksum(header: &[u8]) -> u16 {
+    !fold(ones_complement_sum(0, header))
+}
+
+/// The UDP checksum over the IPv4 pseudo-header and `udp` (header + payload) whose
+/// checksum field is zero; 0 is sent as 0xffff, since 0 means "no checksum".
+pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
+    let checksum = !fold(udp_sum(src, dst, udp));
+    if checksum == 0 {
+        0xffff
+    } else {
+        checksum
+    }
+}
+
+fn udp_sum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u32 {
+    let mut sum = ones_complement_sum(0, &src.octets());
+    sum = ones_complement_sum(sum, &dst.octets());
+    sum += u32::from(IP_PROTO_UDP);
+    // UDP length fits 16 bits in any frame we accept (<= 64 KiB - IP header).
+    sum += u32::try_from(udp.len()).unwrap_or(u32::MAX) & 0xffff;
+    ones_complement_sum(sum, udp)
+}
+
+/// The Ethernet header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetHeader {
+    /// Destination MAC.
+    pub dst: MacAddr,
+    /// Source MAC.
+    pub src: MacAddr,
+    /// EtherType.
+    pub ethertype: u16,
+}
+
+/// ARP operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpOp {
+    /// Who has `target_ip`?
+    Request,
+    /// `sender_ip` is at `sender_mac`.
+    Reply,
+}
+
+/// An ARP packet for IPv4 over Ethernet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpPacket {
+    /// Request or reply.
+    pub op: ArpOp,
+    /// Sender hardware address.
+    pub sender_mac: MacAddr,
+    /// Sender protocol address.
+    pub sender_ip: Ipv4Addr,
+    /// Target hardware address (zero in requests).
+    pub target_mac: MacAddr,
+    /// Target protocol address.
+    pub target_ip: Ipv4Addr,
+}
+
+/// A parsed IPv4/UDP frame, borrowing its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpFrame<'a> {
+    /// Ethernet header.
+    pub eth: EthernetHeader,
+    /// IPv4 source.
+    pub src_ip: Ipv4Addr,
+    /// IPv4 destination.
+    pub dst_ip: Ipv4Addr,
+    /// IPv4 TTL.
+    pub ttl: u8,
+    /// UDP source port.
+    pub src_port: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+    /// UDP payload.
+    pub payload: &'a [u8],
+}
+
+/// Any frame the agent can tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// ARP for IPv4.
+    Arp {
+        /// Ethernet header.
+        eth: EthernetHeader,
+        /// The ARP packet.
+        arp: ArpPacket,
+    },
+    /// IPv4 UDP.
+    Udp(UdpFrame<'a>),
+    /// Valid Ethernet, but nothing we handle (other EtherType or IP protocol).
+    Other {
+        /// Ethernet header.
+        eth: EthernetHeader,
+    },
+}
+
+/// The test payload header: magic, sequence number and send timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadHeader {
+    /// Sequence number, from 0 per run.
+    pub seq: u64,
+    /// Send time in TSC-derived nanoseconds (see [`crate::eal::now_ns`]).
+    pub tx_ns: u64,
+}
+
+impl PayloadHeader {
+    /// Writes the header at the start of `payload` (which must hold 20 bytes).
+    pub fn write(&self, payload: &mut [u8]) -> Result<(), PacketError> {
+        let available = payload.len();
+        let out = payload
+            .get_mut(..PAYLOAD_HEADER_LEN)
+            .ok_or_else(|| truncated("payload header", PAYLOAD_HEADER_LEN, available))?;
+        out[0..4].copy_from_slice(&PAYLOAD_MAGIC.to_be_bytes());
+        out[4..12].copy_from_slice(&self.seq.to_be_bytes());
+        out[12..20].copy_from_slice(&self.tx_ns.to_be_bytes());
+        Ok(())
+    }
+
+    /// Reads a header from the start of a UDP payload.
+    pub fn parse(payload: &[u8]) -> Result<PayloadHeader, PacketError> {
+        let bytes = payload
+            .get(..PAYLOAD_HEADER_LEN)
+            .ok_or_else(|| truncated("payload header", PAYLOAD_HEADER_LEN, payload.len()))?;
+        let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        if magic != PAYLOAD_MAGIC {
+            return Err(PacketError::PayloadMagic(magic));
+        }
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&bytes[4..12]);
+        let mut tx_ns = [0u8; 8];
+        tx_ns.copy_from_slice(&bytes[12..20]);
+        Ok(PayloadHeader {
+            seq: u64::from_be_bytes(seq),
+            tx_ns: u64::from_be_bytes(tx_ns),
+        })
+    }
+}
+
+fn parse_ethernet(frame: &[u8]) -> Result<EthernetHeader, PacketError> {
+    if frame.len() < ETH_HEADER_LEN {
+        return Err(truncated("Ethernet header", ETH_HEADER_LEN, frame.len()));
+    }
+    Ok(EthernetHeader {
+        dst: mac_at(frame, 0),
+        src: mac_at(frame, 6),
+        ethertype: be16(frame, 12),
+    })
+}
+
+/// Parses a frame, validating every header it understands (lengths, IPv4 and UDP
+/// checksums). Trailing Ethernet padding beyond the IPv4 total length is ignored.
+pub fn parse(frame: &[u8]) -> Result<Frame<'_>, PacketError> {
+    let eth = parse_ethernet(frame)?;
+    let l3 = &frame[ETH_HEADER_LEN..];
+    match eth.ethertype {
+        ETHERTYPE_ARP => Ok(Frame::Arp {
+            eth,
+            arp: parse_arp(l3)?,
+        }),
+        ETHERTYPE_IPV4 => parse_ipv4(eth, l3),
+        _ => Ok(Frame::Other { eth }),
+    }
+}
+
+fn parse_arp(l3: &[u8]) -> Result<ArpPacket, PacketError> {
+    if l3.len() < ARP_LEN {
+        return Err(truncated("ARP packet", ARP_LEN, l3.len()));
+    }
+    let (htype, ptype) = (be16(l3, 0), be16(l3, 2));
+    if htype != 1 || ptype != ETHERTYPE_IPV4 || l3[4] != 6 || l3[5] != 4 {
+        return Err(PacketError::ArpKind { htype, ptype });
+    }
+    let op = match be16(l3, 6) {
+        1 => ArpOp::Request,
+        2 => ArpOp::Reply,
+        other => return Err(PacketError::ArpOpcode(other)),
+    };
+    Ok(ArpPacket {
+        op,
+        sender_mac: mac_at(l3, 8),
+        sender_ip: ip_at(l3, 14),
+        target_mac: mac_at(l3, 18),
+        target_ip: ip_at(l3, 24),
+    })
+}
+
+fn parse_ipv4(eth: EthernetHeader, l3: &[u8]) -> Result<Frame<'_>, PacketError> {
+    if l3.len() < IPV4_HEADER_LEN {
+        return Err(truncated("IPv4 header", IPV4_HEADER_LEN, l3.len()));
+    }
+    let version = l3[0] >> 4;
+    if version != 4 {
+        return Err(PacketError::IpVersion(version));
+    }
+    let header_len = usize::from(l3[0] & 0x0f) * 4;
+    if header_len < IPV4_HEADER_LEN {
+        return Err(PacketError::IpHeaderLength(header_len));
+    }
+    let total = usize::from(be16(l3, 2));
+    if total < header_len {
+        return Err(PacketError::IpTotalLength {
+            total,
+            header: header_len,
+        });
+    }
+    if l3.len() < total {
+        return Err(truncated("IPv4 packet", total, l3.len()));
+    }
+    if ipv4_checksum(&l3[..header_len]) != 0 {
+        return Err(PacketError::IpChecksum);
+    }
+    let flags_fragment = be16(l3, 6);
+    let offset = flags_fragment & 0x1fff;
+    let more = flags_fragment & 0x2000 != 0;
+    if offset != 0 || more {
+        return Err(PacketError::Fragment { offset, more });
+    }
+    if l3[9] != IP_PROTO_UDP {
+        return Ok(Frame::Other { eth });
+    }
+    let src_ip = ip_at(l3, 12);
+    let dst_ip = ip_at(l3, 16);
+    let ip_payload = &l3[header_len..total];
+    if ip_payload.len() < UDP_HEADER_LEN {
+        return Err(truncated("UDP header", UDP_HEADER_LEN, ip_payload.len()));
+    }
+    let udp_len = usize::from(be16(ip_payload, 4));
+    if udp_len < UDP_HEADER_LEN || udp_len > ip_payload.len() {
+        return Err(PacketError::UdpLength {
+            udp: udp_len,
+            ip_payload: ip_payload.len(),
+        });
+    }
+    let udp = &ip_payload[..udp_len];
+    // A zero checksum means the sender did not compute one (allowed for IPv4).
+    if be16(udp, 6) != 0 && fold(udp_sum(src_ip, dst_ip, udp)) != 0xffff {
+        return Err(PacketError::UdpChecksum);
+    }
+    Ok(Frame::Udp(UdpFrame {
+        eth,
+        src_ip,
+        dst_ip,
+        ttl: l3[8],
+        src_port: be16(udp, 0),
+        dst_port: be16(udp, 2),
+        payload: &udp[UDP_HEADER_LEN..],
+    }))
+}
+
+/// Addresses of a test UDP frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpEndpoints {
+    /// Source MAC.
+    pub src_mac: MacAddr,
+    /// Destination MAC.
+    pub dst_mac: MacAddr,
+    /// Source IP.
+    pub src_ip: Ipv4Addr,
+    /// Destination IP.
+    pub dst_ip: Ipv4Addr,
+    /// Source UDP port.
+    pub src_port: u16,
+    /// Destination UDP port.
+    pub dst_port: u16,
+}
+
+/// Checks that `size` is a frame size test traffic can use.
+pub fn check_frame_size(size: usize) -> Result<(), PacketError> {
+    let (min, max) = (usize::from(MIN_FRAME_SIZE), usize::from(MAX_FRAME_SIZE));
+    if (min..=max).contains(&size) {
+        Ok(())
+    } else {
+        Err(PacketError::FrameSize { size, min, max })
+    }
+}
+
+/// Writes a whole IPv4/UDP frame filling `frame` (64..=1514 bytes): headers with
+/// valid checksums, then `header` at the start of the UDP payload and a fixed fill
+/// pattern after it.
+pub fn build_udp(
+    frame: &mut [u8],
+    endpoints: &UdpEndpoints,
+    header: &PayloadHeader,
+) -> Result<(), PacketError> {
+    check_frame_size(frame.len())?;
+    write_udp_headers(frame, endpoints)?;
+    let payload = &mut frame[UDP_FRAME_OVERHEAD..];
+    for (index, byte) in payload.iter_mut().enumerate() {
+        // Low byte of the index: a recognisable, deterministic fill.
+        *byte = index.to_le_bytes()[0];
+    }
+    header.write(payload)?;
+    finish_udp_checksum(frame);
+    Ok(())
+}
+
+/// Writes Ethernet, IPv4 and UDP headers for a frame of `frame.len()` bytes, with the
+/// IPv4 checksum set and the UDP checksum zeroed (see [`finish_udp_checksum`]).
+fn write_udp_headers(frame: &mut [u8], endpoints: &UdpEndpoints) -> Result<(), PacketError> {
+    if frame.len() < UDP_FRAME_OVERHEAD {
+        return Err(truncated("UDP frame", UDP_FRAME_OVERHEAD, frame.len()));
+    }
+    let ip_total =
+        u16::try_from(frame.len() - ETH_HEADER_LEN).map_err(|_| PacketError::FrameSize {
+            size: frame.len(),
+            min: usize::from(MIN_FRAME_SIZE),
+            max: usize::from(MAX_FRAME_SIZE),
+        })?;
+    let udp_len = ip_total - 20;
+    frame[0..6].copy_from_slice(&endpoints.dst_mac);
+    frame[6..12].copy_from_slice(&endpoints.src_mac);
+    frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+    let ip = &mut frame[ETH_HEADER_LEN..ETH_HEADER_LEN + IPV4_HEADER_LEN];
+    ip[0] = 0x45;
+    ip[1] = 0;
+    ip[2..4].copy_from_slice(&ip_total.to_be_bytes());
+    ip[4..6].copy_from_slice(&0u16.to_be_bytes());
+    // Don't Fragment: test frames always fit the MTU.
+    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
+    ip[8] = DEFAULT_TTL;
+    ip[9] = IP_PROTO_UDP;
+    ip[10..12].copy_from_slice(&[0, 0]);
+    ip[12..16].copy_from_slice(&endpoints.src_ip.octets());
+    ip[16..20].copy_from_slice(&endpoints.dst_ip.octets());
+    let checksum = ipv4_checksum(ip);
+    ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+    let udp = &mut frame[ETH_HEADER_LEN + IPV4_HEADER_LEN..UDP_FRAME_OVERHEAD];
+    udp[0..2].copy_from_slice(&endpoints.src_port.to_be_bytes());
+    udp[2..4].copy_from_slice(&endpoints.dst_port.to_be_bytes());
+    udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
+    udp[6..8].copy_from_slice(&[0, 0]);
+    Ok(())
+}
+
+/// Computes and stores the UDP checksum of a frame built by [`build_udp`] (after its
+/// payload changed).
+fn finish_udp_checksum(frame: &mut [u8]) {
+    let src = ip_at(frame, ETH_HEADER_LEN + 12);
+    let dst = ip_at(frame, ETH_HEADER_LEN + 16);
+    let udp_start = ETH_HEADER_LEN + IPV4_HEADER_LEN;
+    frame[udp_start + 6..udp_start + 8].copy_from_slice(&[0, 0]);
+    let checksum = udp_checksum(src, dst, &frame[udp_start..]);
+    frame[udp_start + 6..udp_start + 8].copy_from_slice(&checksum.to_be_bytes());
+}
+
+/// Overwrites the payload header of a frame made by [`build_udp`] (new sequence
+/// number and timestamp) and updates its UDP checksum: the fast way to send many
+/// frames from one template.
+pub fn restamp_udp(frame: &mut [u8], header: &PayloadHeader) -> Result<(), PacketError> {
+    if frame.len() < UDP_FRAME_OVERHEAD + PAYLOAD_HEADER_LEN {
+        return Err(truncated(
+            "test frame",
+            UDP_FRAME_OVERHEAD + PAYLOAD_HEADER_LEN,
+            frame.len(),
+        ));
+    }
+    let udp_start = ETH_HEADER_LEN + IPV4_HEADER_LEN;
+    let old_checksum = be16(frame, udp_start + 6);
+    let old_sum = ones_complement_sum(0, &frame[UDP_FRAME_OVERHEAD..][..PAYLOAD_HEADER_LEN]);
+    header.write(&mut frame[UDP_FRAME_OVERHEAD..])?;
+    let new_sum = ones_complement_sum(0, &frame[UDP_FRAME_OVERHEAD..][..PAYLOAD_HEADER_LEN]);
+    // Incremental update (RFC 1624): HC' = ~(~HC + ~m + m'), over the changed words.
+    let sum = u32::from(!old_checksum) + u32::from(!fold(old_sum)) + u32::from(fold(new_sum));
+    let mut checksum = !fold(sum);
+    if checksum == 0 {
+        checksum = 0xffff;
+    }
+    frame[udp_start + 6..udp_start + 8].copy_from_slice(&checksum.to_be_bytes());
+    Ok(())
+}
+
+/// Reads the payload header of a test frame cheaply, without verifying checksums:
+/// for counting on the receive fast path. `None` for anything that is not IPv4/UDP
+/// (no options) to [`TEST_UDP_PORT`] with our magic.
+pub fn peek_test_payload(frame: &[u8]) -> Option<PayloadHeader> {
+    if frame.len() < UDP_FRAME_OVERHEAD + PAYLOAD_HEADER_LEN
+        || be16(frame, 12) != ETHERTYPE_IPV4
+        || frame[ETH_HEADER_LEN] != 0x45
+        || frame[ETH_HEADER_LEN + 9] != IP_PROTO_UDP
+        || be16(frame, ETH_HEADER_LEN + IPV4_HEADER_LEN + 2) != TEST_UDP_PORT
+    {
+        return None;
+    }
+    PayloadHeader::parse(&frame[UDP_FRAME_OVERHEAD..]).ok()
+}
+
+/// Turns a valid IPv4/UDP frame into its answer in place: swaps MACs, IPs and UDP
+/// ports. Both checksums stay valid (one's-complement sums do not depend on order).
+pub fn swap_udp_in_place(frame: &mut [u8]) -> Result<(), PacketError> {
+    let header_len = match parse(frame)? {
+        Frame::Udp(_) => usize::from(frame[ETH_HEADER_LEN] & 0x0f) * 4,
+        Frame::Arp { .. } | Frame::Other { .. } => {
+            return Err(PacketError::NotUdp);
+        }
+    };
+    let (dst, src) = frame[..12].split_at_mut(6);
+    dst.swap_with_slice(src);
+    let ip = &mut frame[ETH_HEADER_LEN..];
+    let (src_ip, dst_ip) = ip[12..20].split_at_mut(4);
+    src_ip.swap_with_slice(dst_ip);
+    let udp = &mut frame[ETH_HEADER_LEN + header_len..];
+    let (src_port, dst_port) = udp[..4].split_at_mut(2);
+    src_port.swap_with_slice(dst_port);
+    Ok(())
+}
+
+/// Writes an ARP frame into `frame` (at least 60 bytes; the tail is zero padding) and
+/// returns its length, 60.
+pub fn build_arp(
+    frame: &mut [u8],
+    eth_dst: MacAddr,
+    arp: &ArpPacket,
+) -> Result<usize, PacketError> {
+    let available = frame.len();
+    let out = frame
+        .get_mut(..ETH_MIN_FRAME)
+        .ok_or_else(|| truncated("ARP frame buffer", ETH_MIN_FRAME, available))?;
+    out.fill(0);
+    out[0..6].copy_from_slice(&eth_dst);
+    out[6..12].copy_from_slice(&arp.sender_mac);
+    out[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+    let body = &mut out[ETH_HEADER_LEN..ETH_HEADER_LEN + ARP_LEN];
+    body[0..2].copy_from_slice(&1u16.to_be_bytes());
+    body[2..4].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+    body[4] = 6;
+    body[5] = 4;
+    let op: u16 = match arp.op {
+        ArpOp::Request => 1,
+        ArpOp::Reply => 2,
+    };
+    body[6..8].copy_from_slice(&op.to_be_bytes());
+    body[8..14].copy_from_slice(&arp.sender_mac);
+    body[14..18].copy_from_slice(&arp.sender_ip.octets());
+    body[18..24].copy_from_slice(&arp.target_mac);
+    body[24..28].copy_from_slice(&arp.target_ip.octets());
+    Ok(ETH_MIN_FRAME)
+}
+
+/// An ARP request from `mac`/`ip` asking for `target`, broadcast.
+pub fn arp_request(mac: MacAddr, ip: Ipv4Addr, target: Ipv4Addr) -> ArpPacket {
+    ArpPacket {
+        op: ArpOp::Request,
+        sender_mac: mac,
+        sender_ip: ip,
+        target_mac: [0; 6],
+        target_ip: target,
+    }
+}
+
+/// The reply to `request` from the owner of its target IP, `mac`.
+pub fn arp_reply(request: &ArpPacket, mac: MacAddr) -> ArpPacket {
+    ArpPacket {
+        op: ArpOp::Reply,
+        sender_mac: mac,
+        sender_ip: request.target_ip,
+        target_mac: request.sender_mac,
+        target_ip: request.sender_ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn endpoints() -> impl Strategy<Value = UdpEndpoints> {
+        (
+            any::<[u8; 6]>(),
+            any::<[u8; 6]>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u16>(),
+            any::<u16>(),
+        )
+            .prop_map(
+                |(src_mac, dst_mac, src, dst, src_port, dst_port)| UdpEndpoints {
+                    src_mac,
+                    dst_mac,
+                    src_ip: Ipv4Addr::from(src),
+                    dst_ip: Ipv4Addr::from(dst),
+                    src_port,
+                    dst_port,
+                },
+            )
+    }
+
+    /// Independent check: the one's-complement sum of a header including its
+    /// checksum is all ones.
+    fn sums_to_all_ones(words: &[u8]) -> bool {
+        let mut sum: u64 = 0;
+        for pair in words.chunks(2) {
+            let hi = u64::from(pair[0]) << 8;
+            let lo = pair.get(1).copied().map_or(0, u64::from);
+            sum += hi | lo;
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
+
+    #[test]
+    fn known_ipv4_checksum() {
+        // Example header from RFC 1071 discussions / Wikipedia: checksum 0xb861.
+        let header: [u8; 20] = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(ipv4_checksum(&header), 0xb861);
+    }
+
+    #[test]
+    fn frame_sizes_outside_limits_are_rejected() {
+        let endpoints = UdpEndpoints {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: Ipv4Addr::new(10, 0, 0, 1),
+            dst_ip: Ipv4Addr::new(10, 0, 0, 2),
+            src_port: TEST_UDP_PORT,
+            dst_port: TEST_UDP_PORT,
+        };
+        let header = PayloadHeader { seq: 1, tx_ns: 2 };
+        let mut small = [0u8; 63];
+        assert!(matches!(
+            build_udp(&mut small, &endpoints, &header),
+            Err(PacketError::FrameSize { size: 63, .. })
+        ));
+        let mut big = vec![0u8; 1515];
+        assert!(matches!(
+            build_udp(&mut big, &endpoints, &header),
+            Err(PacketError::FrameSize { size: 1515, .. })
+        ));
+    }
+
+    #[test]
+    fn corrupted_checksums_are_detected() {
+        let endpoints = UdpEndpoints {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: Ipv4Addr::new(10, 0, 0, 1),
+            dst_ip: Ipv4Addr::new(10, 0, 0, 2),
+            src_port: TEST_UDP_PORT,
+            dst_port: TEST_UDP_PORT,
+        };
+        let mut frame = [0u8; 64];
+        build_udp(&mut frame, &endpoints, &PayloadHeader { seq: 7, tx_ns: 8 }).unwrap();
+        let mut bad_ip = frame;
+        bad_ip[ETH_HEADER_LEN + 8] ^= 1; // TTL
+        assert_eq!(parse(&bad_ip), Err(PacketError::IpChecksum));
+        let mut bad_udp = frame;
+        bad_udp[60] ^= 0x10;
+        assert_eq!(parse(&bad_udp), Err(PacketError::UdpChecksum));
+    }
+
+    proptest! {
+        #[test]
+        fn udp_round_trip(
+            endpoints in endpoints(),
+            size in usize::from(MIN_FRAME_SIZE)..=usize::from(MAX_FRAME_SIZE),
+            seq in any::<u64>(),
+            tx_ns in any::<u64>(),
+        ) {
+            let mut frame = vec![0u8; size];
+            let header = PayloadHeader { seq, tx_ns };
+            build_udp(&mut frame, &endpoints, &header).unwrap();
+            prop_assert!(sums_to_all_ones(&frame[ETH_HEADER_LEN..ETH_HEADER_LEN + IPV4_HEADER_LEN]));
+            let Frame::Udp(udp) = parse(&frame).unwrap() else {
+                return Err(TestCaseError::fail("not parsed as UDP"));
+            };
+            prop_assert_eq!(udp.eth.src, endpoints.src_mac);
+            prop_assert_eq!(udp.eth.dst, endpoints.dst_mac);
+            prop_assert_eq!(udp.src_ip, endpoints.src_ip);
+            prop_assert_eq!(udp.dst_ip, endpoints.dst_ip);
+            prop_assert_eq!(udp.src_port, endpoints.src_port);
+            prop_assert_eq!(udp.dst_port, endpoints.dst_port);
+            prop_assert_eq!(udp.payload.len(), size - UDP_FRAME_OVERHEAD);
+            prop_assert_eq!(PayloadHeader::parse(udp.payload).unwrap(), header);
+            // UDP checksum checked independently over pseudo-header + segment.
+            let mut pseudo = Vec::new();
+            pseudo.extend_from_slice(&endpoints.src_ip.octets());
+            pseudo.extend_from_slice(&endpoints.dst_ip.octets());
+            pseudo.extend_from_slice(&[0, 17]);
+            pseudo.extend_from_slice(&u16::try_from(size - 34).unwrap().to_be_bytes());
+            pseudo.extend_from_slice(&frame[ETH_HEADER_LEN + IPV4_HEADER_LEN..]);
+            prop_assert!(sums_to_all_ones(&pseudo));
+        }
+
+        #[test]
+        fn restamp_keeps_checksum_valid(
+            endpoints in endpoints(),
+            size in usize::from(MIN_FRAME_SIZE)..=200usize,
+            first in any::<(u64, u64)>(),
+            second in any::<(u64, u64)>(),
+        ) {
+            let mut frame = vec![0u8; size];
+            build_udp(&mut frame, &endpoints, &PayloadHeader { seq: first.0, tx_ns: first.1 }).unwrap();
+            let header = PayloadHeader { seq: second.0, tx_ns: second.1 };
+            restamp_udp(&mut frame, &header).unwrap();
+            let mut rebuilt = vec![0u8; size];
+            build_udp(&mut rebuilt, &endpoints, &header).unwrap();
+            // 0x0000 and 0xffff are the same one's-complement value; compare parsed.
+            let Frame::Udp(udp) = parse(&frame).unwrap() else {
+                return Err(TestCaseError::fail("not UDP"));
+            };
+            prop_assert_eq!(PayloadHeader::parse(udp.payload).unwrap(), header);
+            prop_assert_eq!(&frame[..40], &rebuilt[..40]);
+            prop_assert_eq!(&frame[42..], &rebuilt[42..]);
+            prop_assert_eq!(peek_test_payload(&frame).map(|h| h.seq), (endpoints.dst_port == TEST_UDP_PORT).then_some(second.0));
+        }
+
+        #[test]
+        fn swap_round_trip(endpoints in endpoints(), size in 64usize..=300) {
+            let mut frame = vec![0u8; size];
+            build_udp(&mut frame, &endpoints, &PayloadHeader { seq: 1, tx_ns: 2 }).unwrap();
+            let original = frame.clone();
+            swap_udp_in_place(&mut frame).unwrap();
+            let Frame::Udp(udp) = parse(&frame).unwrap() else {
+                return Err(TestCaseError::fail("not UDP"));
+            };
+            prop_assert_eq!(udp.src_ip, endpoints.dst_ip);
+            prop_assert_eq!(udp.dst_ip, endpoints.src_ip);
+            prop_assert_eq!(udp.eth.dst, endpoints.src_mac);
+            prop_assert_eq!(udp.src_port, endpoints.dst_port);
+            swap_udp_in_place(&mut frame).unwrap();
+            prop_assert_eq!(frame, original);
+        }
+
+        #[test]
+        fn arp_round_trip(
+            mac in any::<[u8; 6]>(), peer_mac in any::<[u8; 6]>(),
+            ip in any::<u32>(), target in any::<u32>(),
+        ) {
+            let request = arp_request(mac, Ipv4Addr::from(ip), Ipv4Addr::from(target));
+            let mut frame = [0u8; 60];
+            prop_assert_eq!(build_arp(&mut frame, BROADCAST_MAC, &request).unwrap(), 60);
+            let Frame::Arp { eth, arp } = parse(&frame).unwrap() else {
+                return Err(TestCaseError::fail("not ARP"));
+            };
+            prop_assert_eq!(eth.dst, BROADCAST_MAC);
+            prop_assert_eq!(arp, request);
+            let reply = arp_reply(&arp, peer_mac);
+            build_arp(&mut frame, arp.sender_mac, &reply).unwrap();
+            let Frame::Arp { arp: parsed, .. } = parse(&frame).unwrap() else {
+                return Err(TestCaseError::fail("not ARP"));
+            };
+            prop_assert_eq!(parsed.op, ArpOp::Reply);
+            prop_assert_eq!(parsed.sender_ip, Ipv4Addr::from(target));
+            prop_assert_eq!(parsed.sender_mac, peer_mac);
+            prop_assert_eq!(parsed.target_mac, mac);
+        }
+
+        #[test]
+        fn truncated_frames_are_errors(endpoints in endpoints(), size in 64usize..=200) {
+            let mut frame = vec![0u8; size];
+            build_udp(&mut frame, &endpoints, &PayloadHeader { seq: 3, tx_ns: 4 }).unwrap();
+            for cut in 0..size {
+                prop_assert!(parse(&frame[..cut]).is_err(), "cut at {} parsed", cut);
+            }
+            let mut arp = [0u8; 60];
+            build_arp(&mut arp, BROADCAST_MAC, &arp_request([1; 6], Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)).unwrap();
+            for cut in 0..ETH_HEADER_LEN + ARP_LEN {
+                prop_assert!(parse(&arp[..cut]).is_err());
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1600)) {
+            let _ = parse(&bytes);
+            let _ = peek_test_payload(&bytes);
+            let mut copy = bytes.clone();
+            let _ = swap_udp_in_place(&mut copy);
+            let _ = PayloadHeader::parse(&bytes);
+        }
+
+        #[test]
+        fn corrupted_ipv4_headers_never_panic(
+            endpoints in endpoints(),
+            index in 14usize..34,
+            value in any::<u8>(),
+        ) {
+            let mut frame = [0u8; 64];
+            build_udp(&mut frame, &endpoints, &PayloadHeader { seq: 0, tx_ns: 0 }).unwrap();
+            frame[index] = value;
+            let _ = parse(&frame);
+        }
+    }
+}

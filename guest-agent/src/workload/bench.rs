@@ -1,0 +1,374 @@
+//! Packet-rate bench: transmit at a target or maximum rate, receive and count, or both.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{
+    arp_reply_in_place, flush, resolve_peer, validate_frame_size, ArpOutcome, IdleBackoff,
+    InvalidParam, StopSignal, WorkloadError,
+};
+use crate::datapath::{DataPort, PortStats};
+use crate::eal::now_ns;
+use crate::mbuf::{MbufBatch, MAX_BURST};
+use crate::packet::{self, PayloadHeader, UdpEndpoints};
+
+/// Highest rate one can ask for (far above what one core moves).
+pub const MAX_RATE_PPS: u64 = 1_000_000_000;
+/// Longest drain after sending.
+pub const MAX_DRAIN: Duration = Duration::from_secs(60);
+/// How long to wait for the peer's ARP answer.
+const ARP_WAIT: Duration = Duration::from_secs(5);
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// What the bench does on this port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum BenchMode {
+    /// Send only.
+    Tx,
+    /// Receive and count only.
+    Rx,
+    /// Send and receive.
+    Both,
+}
+
+/// Bench parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchParams {
+    /// Send, receive or both.
+    pub mode: BenchMode,
+    /// Where to send (required for Tx and Both).
+    pub peer_ip: Option<Ipv4Addr>,
+    /// Frame size, 64..=1514.
+    pub frame_size: u16,
+    /// Target send rate; `None` sends as fast as the port takes packets.
+    pub rate_pps: Option<u64>,
+    /// How long to send (Tx, Both) or receive (Rx).
+    pub duration: Option<Duration>,
+    /// How many packets to send (Tx, Both) or receive (Rx).
+    pub count: Option<u64>,
+    /// Packets per tx burst, 1..=64.
+    pub burst: u16,
+    /// After sending, how long to keep receiving (late packets, ARP) before finishing.
+    pub drain: Duration,
+}
+
+impl BenchParams {
+    /// Checks every parameter's range. Without duration or count the bench runs until
+    /// stopped.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        validate_frame_size(self.frame_size)?;
+        if self.rate_pps == Some(0) || self.rate_pps.is_some_and(|rate| rate > MAX_RATE_PPS) {
+            return Err(InvalidParam::new(
+                "rate_pps",
+                format!(
+                    "must be 1..={MAX_RATE_PPS} packets per second (or unset for the maximum), got {}",
+                    self.rate_pps.unwrap_or(0)
+                ),
+            ));
+        }
+        if self.burst == 0 || usize::from(self.burst) > MAX_BURST {
+            return Err(InvalidParam::new(
+                "burst",
+                format!("must be 1..={MAX_BURST}, got {}", self.burst),
+            ));
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(InvalidParam::new("duration", "must be above 0 (or unset)"));
+        }
+        if self.count == Some(0) {
+            return Err(InvalidParam::new("count", "must be above 0 (or unset)"));
+        }
+        if self.drain > MAX_DRAIN {
+            return Err(InvalidParam::new(
+                "drain",
+                format!("must be at most {MAX_DRAIN:?}, got {:?}", self.drain),
+            ));
+        }
+        match (self.mode, self.peer_ip) {
+            (BenchMode::Tx | BenchMode::Both, None) => Err(InvalidParam::new(
+                "peer_ip",
+                "is required to send (mode tx or both)",
+            )),
+            (_, Some(ip)) if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() => Err(
+                InvalidParam::new("peer_ip", format!("{ip} is not a unicast address")),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Bench counters (from the workload's point of view; the port's own counters are in
+/// [`BenchReport::port`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BenchCounters {
+    /// Test frames the driver accepted for sending.
+    pub tx_packets: u64,
+    /// Their bytes (frame without FCS).
+    pub tx_bytes: u64,
+    /// Bursts the tx ring could not take whole.
+    pub tx_ring_full: u64,
+    /// Test frames received.
+    pub rx_packets: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// Sequence numbers skipped in the received stream (lost before us).
+    pub rx_seq_gaps: u64,
+    /// Other frames received (ARP, foreign traffic).
+    pub rx_other: u64,
+    /// Time since the bench started.
+    #[serde(serialize_with = "serialize_duration_secs")]
+    pub elapsed: Duration,
+}
+
+fn serialize_duration_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Live bench counters.
+#[derive(Debug, Default)]
+pub struct BenchLive {
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_ring_full: AtomicU64,
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_seq_gaps: AtomicU64,
+    rx_other: AtomicU64,
+    elapsed_ns: AtomicU64,
+}
+
+impl BenchLive {
+    /// The counters now.
+    pub fn snapshot(&self) -> BenchCounters {
+        BenchCounters {
+            tx_packets: self.tx_packets.load(Ordering::Relaxed),
+            tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
+            tx_ring_full: self.tx_ring_full.load(Ordering::Relaxed),
+            rx_packets: self.rx_packets.load(Ordering::Relaxed),
+            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
+            rx_seq_gaps: self.rx_seq_gaps.load(Ordering::Relaxed),
+            rx_other: self.rx_other.load(Ordering::Relaxed),
+            elapsed: Duration::from_nanos(self.elapsed_ns.load(Ordering::Relaxed)),
+        }
+    }
+
+    fn publish(&self, c: &BenchCounters) {
+        self.tx_packets.store(c.tx_packets, Ordering::Relaxed);
+        self.tx_bytes.store(c.tx_bytes, Ordering::Relaxed);
+        self.tx_ring_full.store(c.tx_ring_full, Ordering::Relaxed);
+        self.rx_packets.store(c.rx_packets, Ordering::Relaxed);
+        self.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
+        self.rx_seq_gaps.store(c.rx_seq_gaps, Ordering::Relaxed);
+        self.rx_other.store(c.rx_other, Ordering::Relaxed);
+        let elapsed = u64::try_from(c.elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.elapsed_ns.store(elapsed, Ordering::Relaxed);
+    }
+}
+
+/// One second of a bench run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BenchSecond {
+    /// Seconds since start (1 = the first second).
+    pub second: u64,
+    /// Packets sent during this second.
+    pub tx_pps: u64,
+    /// Test packets received during this second.
+    pub rx_pps: u64,
+    /// Totals at the end of this second.
+    pub total: BenchCounters,
+}
+
+/// Outcome of a bench run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Workload counters.
+    pub counters: BenchCounters,
+    /// Port counters at the end (reset at the start), incl. imissed and rx_nombuf.
+    pub port: PortStats,
+    /// Extended port counters at the end.
+    pub xstats: Vec<(String, u64)>,
+    /// One record per full second.
+    pub per_second: Vec<BenchSecond>,
+}
+
+/// Runs the bench on `port`. Sending stops at `duration` or `count` (or `stop`);
+/// receiving continues for `drain` afterwards. In Rx mode `duration` and `count`
+/// bound the receiving.
+pub fn bench(
+    port: &mut DataPort,
+    p: &BenchParams,
+    live: &BenchLive,
+    stop: &StopSignal,
+) -> Result<BenchReport, WorkloadError> {
+    p.validate()?;
+    let (mac, ip) = (port.mac(), port.ip());
+    let sends = matches!(p.mode, BenchMode::Tx | BenchMode::Both);
+    let frame_len = usize::from(p.frame_size);
+    let mut template = vec![0u8; frame_len];
+    if let (true, Some(peer_ip)) = (sends, p.peer_ip) {
+        let peer_mac = resolve_peer(port, peer_ip, ARP_WAIT, stop)?;
+        let endpoints = UdpEndpoints {
+            src_mac: mac,
+            dst_mac: peer_mac,
+            src_ip: ip,
+            dst_ip: peer_ip,
+            src_port: packet::TEST_UDP_PORT,
+            dst_port: packet::TEST_UDP_PORT,
+        };
+        packet::build_udp(
+            &mut template,
+            &endpoints,
+            &PayloadHeader { seq: 0, tx_ns: 0 },
+        )?;
+    }
+    port.reset_stats()?;
+
+    let duration_ns = p
+        .duration
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let drain_ns = u64::try_from(p.drain.as_nanos()).unwrap_or(u64::MAX);
+    let burst = usize::from(p.burst);
+    let frame_bytes = u64::from(p.frame_size);
+    let mut counters = BenchCounters::default();
+    let mut per_second = Vec::with_capacity(
+        usize::try_from(p.duration.map_or(60, |d| d.as_secs() + 2)).unwrap_or(60),
+    );
+    let mut last_second = BenchCounters::default();
+    let mut tx = MbufBatch::new();
+    let mut rx = MbufBatch::new();
+    let mut arp_tx = MbufBatch::new();
+    let mut idle = IdleBackoff::default();
+    let mut next_seq = 0u64;
+    let mut expected_seq = 0u64;
+    let started = Instant::now();
+    let start_ns = now_ns();
+    let mut next_second_ns = start_ns + NS_PER_SEC;
+    // Set when sending ends; receiving ends `drain` later.
+    let mut send_done_ns: Option<u64> = (!sends).then_some(start_ns);
+    tracing::info!(?p, "bench running");
+
+    loop {
+        let now = now_ns();
+        let elapsed = now - start_ns;
+        if stop.is_stopped() {
+            break;
+        }
+        if sends && send_done_ns.is_none() {
+            let by_count = p.count.is_some_and(|count| counters.tx_packets >= count);
+            let by_time = duration_ns.is_some_and(|d| elapsed >= d);
+            if by_count || by_time {
+                send_done_ns = Some(now);
+                tx.clear();
+            }
+        }
+        match (sends, send_done_ns) {
+            (true, Some(done)) if now - done >= drain_ns => break,
+            (false, _) => {
+                let by_count = p.count.is_some_and(|count| counters.rx_packets >= count);
+                if by_count || duration_ns.is_some_and(|d| elapsed >= d) {
+                    break;
+                }
+            }
+            _ => {}
+        }
+
+        if sends && send_done_ns.is_none() {
+            // How many more packets may be built now.
+            let mut budget = burst.saturating_sub(tx.len());
+            if let Some(count) = p.count {
+                let queued = tx.len() as u64;
+                let left = count.saturating_sub(counters.tx_packets + queued);
+                budget = budget.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
+            if let Some(rate) = p.rate_pps {
+                let allowed = u128::from(elapsed) * u128::from(rate) / u128::from(NS_PER_SEC);
+                let used = u128::from(counters.tx_packets) + tx.len() as u128;
+                let left = allowed.saturating_sub(used);
+                budget = budget.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
+            if budget > 0 && port.mempool().alloc_into(&mut tx, budget).is_ok() {
+                let stamp = now_ns();
+                let fresh = tx.len() - budget;
+                for mbuf in &mut tx.as_mut_slice()[fresh..] {
+                    let frame = mbuf
+                        .set_len(frame_len)
+                        .map_err(|_| packet::PacketError::NotUdp)?;
+                    frame.copy_from_slice(&template);
+                    packet::restamp_udp(
+                        frame,
+                        &PayloadHeader {
+                            seq: next_seq,
+                            tx_ns: stamp,
+                        },
+                    )?;
+                    next_seq += 1;
+                }
+            }
+            if !tx.is_empty() {
+                let queued = tx.len();
+                let sent = port.port_mut().tx_burst(&mut tx);
+                if sent < queued {
+                    counters.tx_ring_full += 1;
+                }
+                counters.tx_packets += sent as u64;
+                counters.tx_bytes += sent as u64 * frame_bytes;
+            }
+        }
+
+        let got = port.port_mut().rx_burst(&mut rx);
+        if !sends {
+            idle.record(got);
+        }
+        for mbuf in rx.drain() {
+            if let Some(header) = packet::peek_test_payload(mbuf.data()) {
+                counters.rx_packets += 1;
+                counters.rx_bytes += mbuf.len() as u64;
+                if header.seq >= expected_seq {
+                    counters.rx_seq_gaps += header.seq - expected_seq;
+                    expected_seq = header.seq + 1;
+                }
+                continue;
+            }
+            counters.rx_other += 1;
+            if let ArpOutcome::Reply(reply, _) = arp_reply_in_place(mbuf, mac, ip) {
+                let _ = arp_tx.push(reply);
+            }
+        }
+        if !arp_tx.is_empty() {
+            flush(
+                port,
+                &mut arp_tx,
+                Instant::now() + Duration::from_micros(200),
+            );
+        }
+
+        if now >= next_second_ns {
+            counters.elapsed = started.elapsed();
+            per_second.push(BenchSecond {
+                second: (now - start_ns) / NS_PER_SEC,
+                tx_pps: counters.tx_packets - last_second.tx_packets,
+                rx_pps: counters.rx_packets - last_second.rx_packets,
+                total: counters,
+            });
+            last_second = counters;
+            next_second_ns += NS_PER_SEC;
+        }
+        counters.elapsed = Duration::from_nanos(elapsed);
+        live.publish(&counters);
+    }
+    tx.clear();
+    counters.elapsed = started.elapsed();
+    live.publish(&counters);
+    let port_stats = port.stats()?;
+    let xstats = port.xstats().unwrap_or_default();
+    tracing::info!(?counters, ?port_stats, "bench done");
+    Ok(BenchReport {
+        counters,
+        port: port_stats,
+        xstats,
+        per_second,
+    })
+}
