@@ -14,6 +14,9 @@ use dpdk_agent::workload::{
 
 use crate::cli::{BenchArgs, Cli, ModeArg, PingPongArgs, PortArgs, ReflectArgs};
 
+/// How long a foreground workload waits for the link before it starts.
+const LINK_WAIT: Duration = Duration::from_secs(10);
+
 fn seconds(value: f64, name: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(value)
         .with_context(|| format!("--{name} {value} is not a duration in seconds"))
@@ -78,6 +81,11 @@ fn open_port(args: &PortArgs) -> Result<DataPort> {
     let mut spec = DataPortSpec::new(device, args.ip.ip, args.ip.prefix_len);
     spec.mbufs = args.mbufs;
     let port = DataPort::open(&eal, &spec)?;
+    // A memif client or a virtio NIC may take a moment to come up; ARP needs the link.
+    let link = port.port().wait_link_up(LINK_WAIT)?;
+    if !link.up {
+        tracing::warn!("link still down after {LINK_WAIT:?}; going on anyway");
+    }
     let details = port.details();
     eprintln!(
         "port {} {} ({}) mac {} {}/{}",

@@ -153,7 +153,8 @@ pub fn port_id_by_name(eal: &Eal, name: &str) -> Result<u16, PortError> {
 }
 
 /// Creates two ports joined back to back through two rings: what one sends, the
-/// other receives. A virtual wire inside one process, for tests.
+/// other receives. A virtual wire inside one process, for tests. DPDK names the
+/// ports `net_ring_<name>`; their ids are returned.
 pub fn create_ring_pair(_eal: &Eal, name_a: &str, name_b: &str) -> Result<(u16, u16), PortError> {
     let ring = |suffix: &str| -> Result<*mut sys::rte_ring, PortError> {
         let ring_name = format!("{name_a}_{suffix}");

@@ -1,0 +1,399 @@
+//! The agent binary as a user runs it: the loopback selftest, clear errors for bad
+//! input, two agent processes over a net_memif link, and a fully static DPDK link.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_dpdk-agent");
+
+fn agent(args: &[&str]) -> Output {
+    Command::new(AGENT)
+        .args(args)
+        .output()
+        .expect("the agent binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// EAL options for a process of its own: no hugepages, no PCI, its own runtime dir.
+fn eal_args(name: &str, vdev: &str) -> String {
+    format!(
+        "--no-huge --no-pci --lcores=0@(0,1) -m 128 --file-prefix=dpdk-agent-{name}-{} --vdev={vdev}",
+        std::process::id()
+    )
+}
+
+/// A child that is killed (by its own PID) if the test fails before it exits.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Reaped {
+    fn wait_output(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let child = std::mem::replace(
+            &mut self.0,
+            Command::new("true").spawn().expect("true runs"),
+        );
+        child.wait_with_output().expect("child output")
+    }
+}
+
+fn spawn(args: &[&str]) -> Reaped {
+    Reaped(
+        Command::new(AGENT)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the agent binary starts"),
+    )
+}
+
+/// The memif client does not retry a connection the server is not listening for yet:
+/// wait for the server's socket before starting it.
+fn wait_for_socket(path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !std::path::Path::new(path).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "memif server never created {path}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not JSON ({err}): {}\nstderr: {}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    })
+}
+
+#[test]
+fn loopback_selftest_passes() {
+    let out = agent(&["--selftest", "--loopback"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("packet round trip  ok"), "{stdout}");
+    assert!(stdout.contains("selftest passed"), "{stdout}");
+
+    let out = agent(&["--selftest", "--loopback", "--json"]);
+    assert!(out.status.success());
+    let report = json(&out);
+    let checks = report["checks"].as_array().expect("checks array");
+    assert!(checks.len() >= 5);
+    assert!(checks.iter().all(|check| check["ok"] == true), "{report}");
+}
+
+#[test]
+fn selftest_fails_without_a_device() {
+    let out = agent(&[
+        "--selftest",
+        "--eal",
+        "--no-huge --no-pci -l 0 -m 64 --file-prefix=dpdk-agent-nodev",
+        "--ip",
+        "10.0.0.1/24",
+        "--device",
+        "net_ring5",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("no DPDK port named \"net_ring5\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("selftest FAILED"), "{stdout}");
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let eal = "--no-huge --no-pci -l 0 -m 64 --file-prefix=dpdk-agent-badinput";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "bench",
+                "--eal",
+                "--definitely-not-an-eal-option",
+                "--ip",
+                "10.0.0.1/24",
+                "--mode",
+                "rx",
+                "--duration",
+                "1",
+            ],
+            "EAL initialisation with arguments",
+        ),
+        (
+            &[
+                "bench",
+                "--eal",
+                eal,
+                "--device",
+                "net_ring9",
+                "--ip",
+                "10.0.0.1/24",
+                "--mode",
+                "rx",
+                "--duration",
+                "1",
+            ],
+            "no DPDK port named \"net_ring9\"",
+        ),
+        (
+            &[
+                "bench",
+                "--eal",
+                eal,
+                "--ip",
+                "10.0.0.1/24",
+                "--mode",
+                "tx",
+                "--peer",
+                "10.0.0.2",
+                "--size",
+                "40",
+            ],
+            "`frame_size`: must be 64..=1514 (Ethernet frame without FCS), got 40",
+        ),
+        (
+            &[
+                "bench",
+                "--eal",
+                eal,
+                "--ip",
+                "10.0.0.1/24",
+                "--mode",
+                "tx",
+                "--peer",
+                "10.0.0.2",
+                "--size",
+                "1515",
+            ],
+            "got 1515",
+        ),
+        (
+            &[
+                "bench",
+                "--eal",
+                eal,
+                "--ip",
+                "10.0.0.1/24",
+                "--mode",
+                "tx",
+                "--peer",
+                "10.0.0.2",
+                "--rate",
+                "0",
+            ],
+            "`rate_pps`: must be 1..=",
+        ),
+        (
+            &["bench", "--eal", eal, "--ip", "10.0.0.1/24", "--mode", "tx"],
+            "`peer_ip`: is required to send",
+        ),
+        (
+            &[
+                "pingpong",
+                "--eal",
+                eal,
+                "--ip",
+                "10.0.0.1/24",
+                "--peer",
+                "10.0.0.2",
+                "--window",
+                "0",
+            ],
+            "`window`: must be 1..=",
+        ),
+        (&["--selftest", "--ip", "10.0.0.1/33"], "prefix length"),
+    ];
+    for (args, expected) in cases {
+        let out = agent(args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(
+            out.status.code(),
+            Some(if args[0] == "--selftest" { 2 } else { 1 }),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    }
+}
+
+/// Two agent processes over a net_memif link: a reflector (memif server) and a
+/// ping-pong initiator (memif client); then a counted tx -> rx bench.
+#[test]
+fn two_agents_over_memif() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // One socket file per link (not abstract, so the client can wait for it): a
+    // killed server leaves its file behind.
+    let socket = |name: &str| {
+        dir.path()
+            .join(format!("{name}.sock"))
+            .display()
+            .to_string()
+    };
+    let server = |name: &str, link: &str| {
+        eal_args(
+            name,
+            &format!(
+                "net_memif0,role=server,socket={},socket-abstract=no",
+                socket(link)
+            ),
+        )
+    };
+    let client = |name: &str, link: &str| {
+        eal_args(
+            name,
+            &format!(
+                "net_memif0,role=client,socket={},socket-abstract=no",
+                socket(link)
+            ),
+        )
+    };
+
+    let reflector_eal = server("reflect", "pingpong");
+    let reflector = spawn(&[
+        "reflect",
+        "--eal",
+        &reflector_eal,
+        "--device",
+        "net_memif0",
+        "--ip",
+        "10.8.0.2/24",
+        "--duration",
+        "30",
+        "--json",
+    ]);
+    wait_for_socket(&socket("pingpong"));
+    let initiator_eal = client("pingpong", "pingpong");
+    let pingpong = agent(&[
+        "pingpong",
+        "--eal",
+        &initiator_eal,
+        "--device",
+        "net_memif0",
+        "--ip",
+        "10.8.0.1/24",
+        "--peer",
+        "10.8.0.2",
+        "--count",
+        "500",
+        "--window",
+        "4",
+        "--timeout-ms",
+        "2000",
+        "--json",
+    ]);
+    drop(reflector);
+    assert!(
+        pingpong.status.success(),
+        "{}\n{}",
+        text(&pingpong.stdout),
+        text(&pingpong.stderr)
+    );
+    let report = json(&pingpong);
+    assert_eq!(report["sent"], 500);
+    assert_eq!(report["received"], 500);
+    assert_eq!(report["lost"], 0);
+    assert!(report["rtt_ns"]["min"].as_u64().expect("min rtt") > 0);
+
+    const COUNT: u64 = 100_000;
+    let receiver_eal = server("rx", "bench");
+    let receiver = spawn(&[
+        "bench",
+        "--eal",
+        &receiver_eal,
+        "--device",
+        "net_memif0",
+        "--ip",
+        "10.8.0.2/24",
+        "--mode",
+        "rx",
+        "--duration",
+        "20",
+        "--count",
+        &COUNT.to_string(),
+        "--json",
+    ]);
+    wait_for_socket(&socket("bench"));
+    let sender_eal = client("tx", "bench");
+    let sender = agent(&[
+        "bench",
+        "--eal",
+        &sender_eal,
+        "--device",
+        "net_memif0",
+        "--ip",
+        "10.8.0.1/24",
+        "--mode",
+        "tx",
+        "--peer",
+        "10.8.0.2",
+        "--count",
+        &COUNT.to_string(),
+        "--json",
+    ]);
+    let received = receiver.wait_output(Duration::from_secs(30));
+    assert!(
+        sender.status.success(),
+        "sender: {}\nreceiver: {}",
+        text(&sender.stderr),
+        text(&received.stderr)
+    );
+    assert!(received.status.success(), "{}", text(&received.stderr));
+    let tx = json(&sender);
+    let rx = json(&received);
+    let sent = tx["counters"]["tx_packets"].as_u64().expect("tx_packets");
+    assert_eq!(sent, COUNT);
+    let got = rx["counters"]["rx_packets"].as_u64().expect("rx_packets");
+    let port = &rx["port"];
+    let dropped = ["imissed", "rx_nombuf", "ierrors"]
+        .iter()
+        .map(|key| port[key].as_u64().expect("port counter"))
+        .sum::<u64>();
+    assert_eq!(got + dropped, sent, "sent = received + drops: {rx}");
+    assert_eq!(rx["counters"]["rx_seq_gaps"].as_u64(), Some(dropped));
+}
+
+#[test]
+fn dpdk_is_linked_statically() {
+    let out = Command::new("ldd").arg(AGENT).output().expect("ldd runs");
+    let listing = text(&out.stdout);
+    assert!(out.status.success(), "{listing}");
+    assert!(
+        listing.contains("libc.so"),
+        "ldd lists the dynamic libraries: {listing}"
+    );
+    assert!(
+        !listing.contains("librte_"),
+        "a DPDK library is linked dynamically:\n{listing}"
+    );
+    assert!(!listing.contains("libnuma"), "{listing}");
+}

@@ -1,0 +1,299 @@
+//! The datapath on a real EAL inside one process: two ports joined back to back by
+//! rings (a virtual wire), plus a net_ring loopback port.
+//!
+//! EAL can be initialised only once per process, so this file holds one test that
+//! runs every scenario in turn on the same EAL.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use dpdk_agent::datapath::{DataPort, DataPortSpec, DatapathError, PortSelector};
+use dpdk_agent::eal::{Eal, EalError};
+use dpdk_agent::port::create_ring_pair;
+use dpdk_agent::selftest::port_checks;
+use dpdk_agent::workload::{
+    bench, pingpong, reflect, BenchLive, BenchMode, BenchParams, PingPongLive, PingPongParams,
+    ReflectLive, StopSignal, WorkloadError,
+};
+
+const IP_A: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+const IP_B: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+
+fn eal() -> Eal {
+    let args: Vec<String> = [
+        "--no-huge",
+        "--no-pci",
+        // One lcore allowed on both CPUs, so the two workload threads (which inherit
+        // the main thread's affinity) can run in parallel.
+        "--lcores=0@(0,1)",
+        "-m",
+        "256",
+        "--vdev=net_ring0",
+        "--log-level=lib.eal:warning",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .chain([format!(
+        "--file-prefix=dpdk-agent-inproc-{}",
+        std::process::id()
+    )])
+    .collect();
+    Eal::init(&args).expect("EAL starts without hugepages")
+}
+
+fn bench_params(mode: BenchMode) -> BenchParams {
+    BenchParams {
+        mode,
+        peer_ip: Some(IP_B),
+        frame_size: 64,
+        rate_pps: None,
+        duration: None,
+        count: None,
+        burst: 32,
+        drain: Duration::from_millis(100),
+    }
+}
+
+/// B reflects while A runs ping-pong: every packet comes back, each with an RTT.
+fn pingpong_over_the_wire(a: &mut DataPort, b: &mut DataPort) {
+    let stop = StopSignal::new();
+    let reflect_live = ReflectLive::default();
+    let params = PingPongParams {
+        peer_ip: IP_B,
+        count: 2000,
+        frame_size: 128,
+        interval: None,
+        window: 8,
+        timeout: Duration::from_secs(2),
+    };
+    let (report, reflected) = std::thread::scope(|scope| {
+        let reflector = scope.spawn(|| reflect(b, &reflect_live, &stop));
+        let live = PingPongLive::default();
+        let report = pingpong(a, &params, &live, &StopSignal::new());
+        assert_eq!(
+            live.snapshot().received,
+            2000,
+            "live counters follow the run"
+        );
+        stop.stop();
+        (report, reflector.join().expect("reflector thread"))
+    });
+    let report = report.expect("ping-pong runs");
+    let reflected = reflected.expect("reflector runs");
+    assert_eq!(report.sent, 2000);
+    assert_eq!(report.received, 2000);
+    assert_eq!(report.lost, 0);
+    assert_eq!(report.duplicates, 0);
+    assert_eq!(report.rtt.len(), 2000, "one RTT sample per packet");
+    assert!(report.rtt.min() > 0 && report.rtt.max() < 2_000_000_000);
+    assert_eq!(report.peer_mac, b.mac());
+    assert_eq!(reflected.reflected, 2000);
+    assert!(
+        reflected.arp_replies >= 1,
+        "A resolved B through B's ARP reply"
+    );
+    assert_eq!(reflected.tx_dropped, 0);
+}
+
+/// A sends a fixed count as fast as it can; B counts. Every packet sent is received
+/// or reported as dropped by a counter.
+fn tx_to_rx_counts_match(a: &mut DataPort, b: &mut DataPort) {
+    const COUNT: u64 = 200_000;
+    let stop_rx = StopSignal::new();
+    let rx_live = BenchLive::default();
+    let (tx_report, rx_report) = std::thread::scope(|scope| {
+        let receiver = scope.spawn(|| bench(b, &bench_params(BenchMode::Rx), &rx_live, &stop_rx));
+        let tx_params = BenchParams {
+            count: Some(COUNT),
+            ..bench_params(BenchMode::Tx)
+        };
+        let tx_report = bench(a, &tx_params, &BenchLive::default(), &StopSignal::new());
+        // Let the receiver empty its ring before it stops.
+        let settle = Instant::now() + Duration::from_secs(5);
+        while rx_live.snapshot().rx_packets < COUNT && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        stop_rx.stop();
+        (tx_report, receiver.join().expect("receiver thread"))
+    });
+    let tx = tx_report.expect("tx bench runs");
+    let rx = rx_report.expect("rx bench runs");
+    assert_eq!(tx.counters.tx_packets, COUNT);
+    assert_eq!(tx.counters.tx_bytes, COUNT * 64);
+    assert_eq!(
+        tx.port.opackets, COUNT,
+        "the port counted what the workload sent"
+    );
+    let dropped = rx.port.imissed + rx.port.rx_nombuf + rx.port.ierrors;
+    assert_eq!(
+        rx.counters.rx_packets + dropped,
+        tx.counters.tx_packets,
+        "sent = received + drops reported by counters: {rx:?}"
+    );
+    assert_eq!(rx.counters.rx_seq_gaps, dropped);
+    assert_eq!(rx.counters.rx_bytes, rx.counters.rx_packets * 64);
+    assert_eq!(
+        rx.port.ipackets,
+        rx.counters.rx_packets + rx.counters.rx_other
+    );
+}
+
+/// A rate target is held: 20 kpps for one second sends about 20 000 packets.
+fn rate_is_held(a: &mut DataPort, b: &mut DataPort) {
+    let stop_rx = StopSignal::new();
+    let (tx, rx) = std::thread::scope(|scope| {
+        let receiver = scope.spawn(|| {
+            bench(
+                b,
+                &bench_params(BenchMode::Rx),
+                &BenchLive::default(),
+                &stop_rx,
+            )
+        });
+        let params = BenchParams {
+            rate_pps: Some(20_000),
+            duration: Some(Duration::from_secs(1)),
+            ..bench_params(BenchMode::Tx)
+        };
+        let tx = bench(a, &params, &BenchLive::default(), &StopSignal::new());
+        std::thread::sleep(Duration::from_millis(200));
+        stop_rx.stop();
+        (tx, receiver.join().expect("receiver thread"))
+    });
+    let tx = tx.expect("rate-limited tx runs");
+    let rx = rx.expect("rx runs");
+    let sent = tx.counters.tx_packets;
+    assert!(
+        (18_000..=20_100).contains(&sent),
+        "sent {sent} at 20 kpps for 1 s"
+    );
+    assert_eq!(rx.counters.rx_packets, sent);
+    assert!(!tx.per_second.is_empty(), "a per-second record");
+}
+
+/// Bad requests are errors with the field and value named, never panics.
+fn invalid_requests_are_rejected(a: &mut DataPort, eal: &Eal) {
+    let again = Eal::init(&["--no-huge".to_owned()]);
+    assert!(matches!(again, Err(EalError::AlreadyInitialized { .. })));
+
+    let missing = DataPort::open(
+        eal,
+        &DataPortSpec::new(
+            PortSelector::Name("net_nonexistent7".into()),
+            Ipv4Addr::new(10, 1, 1, 1),
+            24,
+        ),
+    );
+    let err = missing.expect_err("no such device");
+    assert!(matches!(err, DatapathError::Port { .. }));
+    let chain = dpdk_agent::selftest::error_chain(&err);
+    assert!(
+        chain.contains("no DPDK port named \"net_nonexistent7\""),
+        "{chain}"
+    );
+    assert!(DataPort::open(
+        eal,
+        &DataPortSpec::new(PortSelector::Id(77), Ipv4Addr::new(10, 1, 1, 1), 24)
+    )
+    .is_err());
+
+    for (size, field) in [
+        (20u16, "frame_size"),
+        (63, "frame_size"),
+        (1515, "frame_size"),
+    ] {
+        let params = BenchParams {
+            frame_size: size,
+            ..bench_params(BenchMode::Tx)
+        };
+        let err = params.validate().expect_err("size out of range");
+        assert_eq!(err.field, field);
+        assert!(err.to_string().contains(&size.to_string()), "{err}");
+        let run = bench(a, &params, &BenchLive::default(), &StopSignal::new());
+        assert!(matches!(run, Err(WorkloadError::InvalidParam(_))));
+    }
+    let zero_rate = BenchParams {
+        rate_pps: Some(0),
+        ..bench_params(BenchMode::Tx)
+    };
+    assert_eq!(zero_rate.validate().expect_err("rate 0").field, "rate_pps");
+    let no_peer = BenchParams {
+        peer_ip: None,
+        ..bench_params(BenchMode::Both)
+    };
+    assert_eq!(no_peer.validate().expect_err("no peer").field, "peer_ip");
+    let bad_pingpong = PingPongParams {
+        peer_ip: IP_B,
+        count: 0,
+        frame_size: 64,
+        interval: None,
+        window: 1,
+        timeout: Duration::from_secs(1),
+    };
+    assert_eq!(bad_pingpong.validate().expect_err("count 0").field, "count");
+
+    // Nobody owns 10.9.0.99: ARP gets no answer, and that is an error naming the IP.
+    let unreachable = PingPongParams {
+        peer_ip: Ipv4Addr::new(10, 9, 0, 99),
+        count: 1,
+        ..bad_pingpong
+    };
+    let started = Instant::now();
+    match pingpong(
+        a,
+        &unreachable,
+        &PingPongLive::default(),
+        &StopSignal::new(),
+    ) {
+        Err(WorkloadError::PeerUnreachable { ip, .. }) => {
+            assert_eq!(ip, unreachable.peer_ip);
+        }
+        other => panic!("expected PeerUnreachable, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn datapath_on_a_real_eal() {
+    let eal = eal();
+    assert!(!Eal::dpdk_version().is_empty());
+    let (id_a, id_b) = create_ring_pair(&eal, "wire_a", "wire_b").expect("ring pair");
+    let mut a = DataPort::open(&eal, &DataPortSpec::new(PortSelector::Id(id_a), IP_A, 24))
+        .expect("port A opens");
+    let mut b = DataPort::open(
+        &eal,
+        &DataPortSpec::new(PortSelector::Name("net_ring_wire_b".into()), IP_B, 24),
+    )
+    .expect("port B opens by name");
+    assert_eq!(b.details().port_id, id_b);
+    assert!(a.details().link_up);
+
+    pingpong_over_the_wire(&mut a, &mut b);
+    tx_to_rx_counts_match(&mut a, &mut b);
+    rate_is_held(&mut a, &mut b);
+    invalid_requests_are_rejected(&mut a, &eal);
+
+    // The loopback port passes the same port checks the selftest runs.
+    let mut looped = DataPort::open(
+        &eal,
+        &DataPortSpec::new(
+            PortSelector::Name("net_ring0".into()),
+            Ipv4Addr::new(192, 0, 2, 1),
+            24,
+        ),
+    )
+    .expect("net_ring0 opens");
+    let checks = port_checks(&mut looped, None, Duration::from_secs(3));
+    assert!(checks.iter().all(|check| check.ok), "{checks:?}");
+    assert_eq!(checks.len(), 4);
+
+    // Stats reset really resets.
+    a.reset_stats().expect("reset");
+    assert_eq!(a.stats().expect("stats").opackets, 0);
+    assert!(a.xstats().is_ok());
+    // Pools get every mbuf back once the ports are closed.
+    drop(looped);
+    drop(a);
+    drop(b);
+}
