@@ -1,0 +1,114 @@
+//! `dpdkhost run pingpong`: the reflector on one VM, the initiator on another, live
+//! progress, then the round-trip percentiles, loss and reordering; saved under results/.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use agent_proto::v1;
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::PingPongArgs;
+use crate::commands::workload_common::{
+    connect_pair, environment, print_json, save_and_report, started_at,
+};
+use crate::context::{self, Context};
+use crate::drive;
+use crate::results::{chart, PingPongRun, RunRecord, RunResult};
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Runs `run pingpong`.
+pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let rt = context::runtime()?;
+    rt.block_on(async {
+        let (mut from, mut to) = connect_pair(ctx, &args.from, &args.to).await?;
+        let request = v1::PingPongRequest {
+            peer_ip: to.endpoint.data_ip.to_string(),
+            count: args.count,
+            size: args.size,
+            interval_ns: args.interval.map(nanos).unwrap_or(0),
+            window: args.window.unwrap_or(1),
+            timeout_ns: nanos(args.timeout),
+        };
+        let environment = environment(ctx, &mut from).await?;
+        let started_at = started_at();
+        let bar = progress_bar(ctx.json, args.count);
+        let side = drive::pingpong(&mut from, &mut to, request, |progress| {
+            bar.set_position(progress.received + progress.lost);
+            bar.set_message(format!(
+                "sent {} received {} lost {} last rtt {:.1} us",
+                progress.sent,
+                progress.received,
+                progress.lost,
+                progress.last_rtt_ns as f64 / 1000.0
+            ));
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "ping-pong {} -> {} failed",
+                from.endpoint.name, to.endpoint.name
+            )
+        })?;
+        bar.finish_and_clear();
+        let record = RunRecord {
+            started_at,
+            parameters: serde_json::json!({
+                "from": from.endpoint.name, "to": to.endpoint.name, "count": args.count,
+                "size": args.size, "interval_ns": args.interval.map(nanos),
+                "window": args.window.unwrap_or(1), "timeout_ns": nanos(args.timeout),
+            }),
+            environment,
+            result: RunResult::Pingpong(PingPongRun {
+                from: u32::from(from.endpoint.index),
+                to: u32::from(to.endpoint.index),
+                agent: side.clone(),
+                baseline: None,
+            }),
+        };
+        let saved = save_and_report(&record, &args.results, ctx.json)?;
+        if ctx.json {
+            print_json(&record)?;
+        } else {
+            println!(
+                "ping-pong {} -> {} ({} packets of {} bytes, {})",
+                from.endpoint.name,
+                to.endpoint.name,
+                side.sent,
+                side.size,
+                match args.interval {
+                    Some(gap) => format!("one every {gap:?}"),
+                    None => format!("window {}", args.window.unwrap_or(1)),
+                }
+            );
+            println!(
+                "  sent {}  received {}  lost {}  duplicates {}  reordered {}  in {:.2} s",
+                side.sent,
+                side.received,
+                side.lost,
+                side.duplicates,
+                side.reordered,
+                side.elapsed_ns as f64 / 1e9
+            );
+            println!("  {}", chart::latency_line("round trip", &side.rtt));
+            println!("  saved {}", saved.json.display());
+        }
+        // Loss is a measurement, not a failure: the table and the record carry it.
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn progress_bar(quiet: bool, total: u64) -> ProgressBar {
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}] {msg}")
+            .expect("template"),
+    );
+    bar
+}

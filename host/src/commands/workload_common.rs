@@ -1,0 +1,75 @@
+//! What `run pingpong`, `bench` and `selftest` share: picking and connecting the two
+//! VMs, the environment of a run record, saving runs.
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+
+use crate::context::Context;
+use crate::drive::Agent;
+use crate::results::{Environment, RunRecord, SavedRun};
+
+/// The two VMs of a workload, connected. Errors name the argument and what exists.
+pub async fn connect_pair(ctx: &Context, from: &str, to: &str) -> anyhow::Result<(Agent, Agent)> {
+    let agents = ctx.agents()?;
+    if agents.len() < 2 {
+        bail!(
+            "environment {:?} has {} VM; a workload needs two (set vm_count = 2 or more and run `dpdkhost up`)",
+            ctx.env,
+            agents.len()
+        );
+    }
+    let from_endpoint = ctx.agent(from).context("--from")?;
+    let to_endpoint = ctx.agent(to).context("--to")?;
+    if from_endpoint.index == to_endpoint.index {
+        bail!(
+            "--from and --to are both {}: pick two different VMs (1..={})",
+            from_endpoint.name,
+            agents.len()
+        );
+    }
+    if from_endpoint.peer_ip.is_some() && from_endpoint.peer_ip != Some(to_endpoint.data_ip) {
+        bail!(
+            "{} and {} share no data link (VMs are linked in pairs 1-2, 3-4, ...)",
+            from_endpoint.name,
+            to_endpoint.name
+        );
+    }
+    let (from, to) = tokio::try_join!(Agent::connect(&from_endpoint), Agent::connect(&to_endpoint))?;
+    Ok((from, to))
+}
+
+/// Where the run happens: host facts, acceleration, the agent's versions.
+pub async fn environment(ctx: &Context, agent: &mut Agent) -> anyhow::Result<Environment> {
+    let accel = match ctx.state()? {
+        Some(state) => format!("{} ({})", state.accel.domain_type(), state.accel_reason),
+        None => String::new(),
+    };
+    let mut environment = Environment::of_host(&ctx.env, &accel);
+    let info = agent.info().await?;
+    environment.agent_version = info.agent_version;
+    environment.dpdk_version = info.dpdk_version;
+    Ok(environment)
+}
+
+/// Now, RFC 3339 in UTC.
+pub fn started_at() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Saves the run and says where (on stderr, so stdout stays JSON under --json).
+pub fn save_and_report(record: &RunRecord, dir: &Path, json: bool) -> anyhow::Result<SavedRun> {
+    let saved = record
+        .save(dir)
+        .with_context(|| format!("cannot save the run under {}", dir.display()))?;
+    if json {
+        eprintln!("saved {} and {}", saved.json.display(), saved.svg.display());
+    }
+    Ok(saved)
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

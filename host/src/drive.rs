@@ -1,0 +1,408 @@
+//! Drives workloads across the lab's agents: the reflector and initiator of a
+//! ping-pong, the receiver and transmitter of a bench (one way or both), and every
+//! agent's selftest through its peer. Commands print; this module only talks to agents
+//! and turns their answers into the records of [`crate::results`].
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use agent_proto::client::{AgentClient, ClientError};
+use agent_proto::v1;
+
+use crate::context::AgentEndpoint;
+use crate::results::{self, udp_drops, BenchDirection, BenchSecond, Latency, PingPongSide};
+
+/// Why a workload could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// The agent did not answer.
+    #[error("cannot reach the agent of {vm} at {addr}")]
+    Connect {
+        /// The VM.
+        vm: String,
+        /// Its agent's address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: ClientError,
+    },
+    /// The agent refused or failed the request.
+    #[error("{vm}: {what}")]
+    Agent {
+        /// The VM.
+        vm: String,
+        /// What was asked of it.
+        what: &'static str,
+        /// The agent's answer.
+        #[source]
+        source: ClientError,
+    },
+    /// The agent's answer could not be read.
+    #[error("{vm}: the ping-pong histogram cannot be decoded")]
+    Histogram {
+        /// The VM.
+        vm: String,
+        /// The cause.
+        #[source]
+        source: agent_proto::histogram::HistogramCodecError,
+    },
+    /// Ctrl-C: the workloads were stopped and the agents left serving.
+    #[error("interrupted; the agents' workloads were stopped")]
+    Interrupted,
+}
+
+/// A connected agent and which VM it is.
+pub struct Agent {
+    /// The VM's endpoint.
+    pub endpoint: AgentEndpoint,
+    /// The connection.
+    pub client: AgentClient,
+}
+
+impl Agent {
+    /// Connects within a few seconds or says which VM did not answer.
+    pub async fn connect(endpoint: &AgentEndpoint) -> Result<Agent, DriveError> {
+        let client = AgentClient::connect(endpoint.addr, &endpoint.security, Duration::from_secs(5))
+            .await
+            .map_err(|source| DriveError::Connect {
+                vm: endpoint.name.clone(),
+                addr: endpoint.addr,
+                source,
+            })?;
+        Ok(Agent {
+            endpoint: endpoint.clone(),
+            client,
+        })
+    }
+
+    fn fail(&self, what: &'static str) -> impl FnOnce(ClientError) -> DriveError + '_ {
+        move |source| DriveError::Agent {
+            vm: self.endpoint.name.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Versions for the run record.
+    pub async fn info(&mut self) -> Result<v1::InfoReply, DriveError> {
+        let reply = self.client.info().await;
+        reply.map_err(self.fail("Info"))
+    }
+
+    async fn stop_quietly(&mut self) {
+        if let Err(err) = self.client.stop().await {
+            tracing::warn!(vm = %self.endpoint.name, "cannot stop the workload: {err}");
+        }
+    }
+}
+
+/// Runs `work` unless Ctrl-C comes first; on Ctrl-C stops the workloads on `agents`.
+async fn interruptible<T>(
+    agents: &mut [&mut Agent],
+    work: impl std::future::Future<Output = Result<T, DriveError>>,
+) -> Result<T, DriveError> {
+    tokio::select! {
+        outcome = work => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            for agent in agents.iter_mut() {
+                agent.stop_quietly().await;
+            }
+            Err(DriveError::Interrupted)
+        }
+    }
+}
+
+/// Ping-pong from `from` to the reflector on `to`. The reflector is stopped on every
+/// path, so both agents are idle afterwards.
+pub async fn pingpong(
+    from: &mut Agent,
+    to: &mut Agent,
+    request: v1::PingPongRequest,
+    on_progress: impl FnMut(&v1::PingPongProgress),
+) -> Result<PingPongSide, DriveError> {
+    to.client.reflect().await.map_err(to.fail("Reflect"))?;
+    let mut initiator = from.client.clone();
+    let outcome = {
+        let run = async {
+            initiator
+                .pingpong(request, on_progress)
+                .await
+                .map_err(from.fail("PingPong"))
+        };
+        tokio::select! {
+            outcome = run => outcome,
+            _ = tokio::signal::ctrl_c() => {
+                from.stop_quietly().await;
+                Err(DriveError::Interrupted)
+            }
+        }
+    };
+    let stopped = to.client.stop_reflect().await.map_err(to.fail("StopReflect"));
+    let result = outcome?;
+    stopped?;
+    pingpong_side("agent", &result, &from.endpoint.name)
+}
+
+fn pingpong_side(
+    method: &str,
+    result: &v1::PingPongResult,
+    vm: &str,
+) -> Result<PingPongSide, DriveError> {
+    let histogram = agent_proto::histogram::decode(&result.histogram).map_err(|source| {
+        DriveError::Histogram {
+            vm: vm.to_owned(),
+            source,
+        }
+    })?;
+    Ok(PingPongSide {
+        method: method.to_owned(),
+        sent: result.sent,
+        received: result.received,
+        lost: result.lost,
+        duplicates: result.duplicates,
+        reordered: result.reordered,
+        size: result.size,
+        elapsed_ns: result.elapsed_ns,
+        rtt: Latency::of(&histogram),
+        histogram_v2_base64: results::histogram_base64(&histogram),
+    })
+}
+
+/// What a bench asks of the agents.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    /// Frame size.
+    pub size: u32,
+    /// Transmit duration.
+    pub duration: Duration,
+    /// Target rate per transmitter; 0 = as fast as possible.
+    pub rate_pps: u64,
+    /// Both directions at once.
+    pub bidirectional: bool,
+}
+
+/// How long receivers keep counting after the transmitters stop.
+const DRAIN: Duration = Duration::from_millis(1000);
+/// Receivers start before transmitters; this covers the gap.
+const RX_HEAD_START: Duration = Duration::from_millis(1000);
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn udp_endpoint(endpoint: &AgentEndpoint) -> Option<SocketAddrV4> {
+    endpoint
+        .udp_local
+        .map(|port| SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+/// A bench between `a` and `b`: a → b, and b → a too when bidirectional. Returns the
+/// directions with each lost packet attributed to a counter where one saw it.
+pub async fn bench(
+    a: &mut Agent,
+    b: &mut Agent,
+    plan: &BenchPlan,
+    mut on_progress: impl FnMut(&str, &v1::BenchProgress),
+) -> Result<Vec<BenchDirection>, DriveError> {
+    let size = plan.size;
+    let drops_before = [udp_endpoint(&a.endpoint), udp_endpoint(&b.endpoint)]
+        .map(|socket| socket.and_then(udp_drops::read_socket_drops));
+    let a_name = a.endpoint.name.clone();
+    let b_name = b.endpoint.name.clone();
+    let (a_result, b_result) = {
+        let tx_request = |peer: Ipv4Addr, mode: v1::BenchMode| v1::BenchRequest {
+            mode: mode as i32,
+            peer_ip: peer.to_string(),
+            size,
+            rate_pps: plan.rate_pps,
+            duration_ns: nanos(plan.duration),
+            count: 0,
+            burst: 0,
+            drain_ns: nanos(DRAIN),
+        };
+        let (a_request, b_request) = if plan.bidirectional {
+            (
+                tx_request(b.endpoint.data_ip, v1::BenchMode::Both),
+                tx_request(a.endpoint.data_ip, v1::BenchMode::Both),
+            )
+        } else {
+            let mut rx = tx_request(a.endpoint.data_ip, v1::BenchMode::Rx);
+            rx.peer_ip.clear();
+            rx.duration_ns = nanos(plan.duration + RX_HEAD_START);
+            (tx_request(b.endpoint.data_ip, v1::BenchMode::Tx), rx)
+        };
+        // The receiver starts first so the transmitter's first packets are counted.
+        let mut b_client = b.client.clone();
+        let b_started = b_client.raw().bench(b_request).await;
+        let mut b_stream = b_started
+            .map_err(|status| DriveError::Agent {
+                vm: b_name.clone(),
+                what: "Bench",
+                source: ClientError::Rpc {
+                    rpc: "Bench",
+                    status,
+                },
+            })?
+            .into_inner();
+        if !plan.bidirectional {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut a_client = a.client.clone();
+        let progress = std::sync::Mutex::new(&mut on_progress);
+        let a_run = async {
+            a_client
+                .bench(a_request, |p| (progress.lock().expect("progress"))(&a_name, p))
+                .await
+                .map_err(|source| DriveError::Agent {
+                    vm: a_name.clone(),
+                    what: "Bench",
+                    source,
+                })
+        };
+        let b_run = async {
+            use v1::bench_event::Event;
+            loop {
+                match b_stream.message().await {
+                    Ok(Some(v1::BenchEvent {
+                        event: Some(Event::Result(result)),
+                    })) => return Ok(result),
+                    Ok(Some(v1::BenchEvent {
+                        event: Some(Event::Progress(p)),
+                    })) => (progress.lock().expect("progress"))(&b_name, &p),
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        return Err(DriveError::Agent {
+                            vm: b_name.clone(),
+                            what: "Bench",
+                            source: ClientError::Stream { rpc: "Bench" },
+                        })
+                    }
+                    Err(status) => {
+                        return Err(DriveError::Agent {
+                            vm: b_name.clone(),
+                            what: "Bench",
+                            source: ClientError::Rpc {
+                                rpc: "Bench",
+                                status,
+                            },
+                        })
+                    }
+                }
+            }
+        };
+        let both = async { tokio::try_join!(a_run, b_run) };
+        interruptible(&mut [a, b], both).await?
+    };
+    let drops_after = [udp_endpoint(&a.endpoint), udp_endpoint(&b.endpoint)]
+        .map(|socket| socket.and_then(udp_drops::read_socket_drops));
+    let link_drops = |i: usize| match (drops_before[i], drops_after[i]) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => 0,
+    };
+    let mut directions = vec![direction(
+        "agent",
+        (&a.endpoint, &a_result),
+        (&b.endpoint, &b_result),
+        size,
+        link_drops(1),
+    )];
+    if plan.bidirectional {
+        directions.push(direction(
+            "agent",
+            (&b.endpoint, &b_result),
+            (&a.endpoint, &a_result),
+            size,
+            link_drops(0),
+        ));
+    }
+    Ok(directions)
+}
+
+fn direction(
+    method: &str,
+    (tx_vm, tx): (&AgentEndpoint, &v1::BenchResult),
+    (rx_vm, rx): (&AgentEndpoint, &v1::BenchResult),
+    size: u32,
+    link_drops: u64,
+) -> BenchDirection {
+    let tx_counters = tx.counters.unwrap_or_default();
+    let rx_counters = rx.counters.unwrap_or_default();
+    let rx_port = rx.port.unwrap_or_default();
+    let seconds = (tx_counters.elapsed_ns.max(1)) as f64 / 1e9;
+    let rx_by_second: std::collections::BTreeMap<u64, u64> = rx
+        .per_second
+        .iter()
+        .map(|s| (s.second, s.rx_pps))
+        .collect();
+    let per_second = tx
+        .per_second
+        .iter()
+        .map(|s| BenchSecond {
+            second: s.second,
+            tx_pps: s.tx_pps,
+            rx_pps: rx_by_second.get(&s.second).copied().unwrap_or(0),
+        })
+        .collect();
+    let mut direction = BenchDirection {
+        method: method.to_owned(),
+        from: u32::from(tx_vm.index),
+        to: u32::from(rx_vm.index),
+        size,
+        duration_ns: tx_counters.elapsed_ns,
+        tx_packets: tx_counters.tx_packets,
+        rx_packets: rx_counters.rx_packets,
+        tx_ring_full: tx_counters.tx_ring_full,
+        imissed: rx_port.imissed,
+        rx_nombuf: rx_port.rx_nombuf,
+        ierrors: rx_port.ierrors,
+        link_drops,
+        unaccounted: 0,
+        tx_pps: tx_counters.tx_packets as f64 / seconds,
+        rx_pps: rx_counters.rx_packets as f64 / seconds,
+        rx_gbps: rx_counters.rx_bytes as f64 * 8.0 / seconds / 1e9,
+        per_second,
+    };
+    direction.account();
+    direction
+}
+
+/// Every agent's selftest, each through its peer's reflector (one at a time, so the
+/// peer's port is free for it).
+pub async fn selftest_all(
+    agents: &mut [Agent],
+) -> Result<Vec<(String, v1::SelftestReply)>, DriveError> {
+    let mut replies = Vec::new();
+    for index in 0..agents.len() {
+        let peer_ip = agents[index].endpoint.peer_ip;
+        let peer_index = peer_ip.and_then(|ip| {
+            agents
+                .iter()
+                .position(|other| other.endpoint.data_ip == ip)
+        });
+        if let Some(peer) = peer_index {
+            let peer_agent = &mut agents[peer];
+            peer_agent
+                .client
+                .reflect()
+                .await
+                .map_err(peer_agent.fail("Reflect"))?;
+        }
+        let agent = &mut agents[index];
+        let request = v1::SelftestRequest {
+            peer_ip: peer_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            timeout_ns: 0,
+        };
+        let reply = agent.client.selftest(request).await.map_err(agent.fail("Selftest"));
+        let name = agent.endpoint.name.clone();
+        if let Some(peer) = peer_index {
+            let peer_agent = &mut agents[peer];
+            peer_agent
+                .client
+                .stop_reflect()
+                .await
+                .map_err(peer_agent.fail("StopReflect"))?;
+        }
+        replies.push((name, reply?));
+    }
+    Ok(replies)
+}

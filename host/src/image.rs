@@ -1,0 +1,742 @@
+//! Guest base images in the cache directory: the built-in Debian 12 image (mmdebstrap,
+//! direct kernel boot), a cloud image fetched by URL and checked against its sha256, or
+//! a local disk. Each cached image has a `manifest.json` with the sha256 of every file.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{ImageSource, BUILTIN_IMAGE};
+
+/// Packages of the built-in image (Debian 12, minbase, no recommends).
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "linux-image-cloud-amd64",
+    "initramfs-tools",
+    "systemd-sysv",
+    "udev",
+    "cloud-init",
+    "openssh-server",
+    "iproute2",
+    "ifupdown",
+    "isc-dhcp-client",
+    "pciutils",
+    "kmod",
+    "procps",
+    "sudo",
+    "python3",
+    "e2fsprogs",
+    "dpdk-dev",
+    "librte-net-virtio23",
+];
+
+/// Kernel command line of the built-in image, before hugepage arguments.
+pub const DEBIAN_CMDLINE: &str =
+    "root=/dev/vda rw console=ttyS0,115200n8 quiet systemd.show_status=0";
+
+/// Runs inside mmdebstrap as a customize hook with the rootfs as `$1`.
+const CUSTOMIZE_HOOK: &str = r#"#!/bin/sh
+set -eu
+root="$1"
+# NoCloud only: no network datasource probing at boot.
+printf 'datasource_list: [NoCloud, None]\n' > "$root/etc/cloud/cloud.cfg.d/90-dpdkhost.cfg"
+# Every VM gets its own machine-id and SSH host keys (the seed carries pinned ones).
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
+printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' > "$root/etc/fstab"
+rm -f "$root/etc/hostname"
+# Nothing at boot that the lab does not need (TCG makes every unit expensive).
+chroot "$root" systemctl mask getty@tty1.service serial-getty@ttyS0.service \
+  e2scrub_reap.service dpdk.service apt-daily.timer apt-daily-upgrade.timer \
+  e2scrub_all.timer fstrim.timer dpkg-db-backup.timer systemd-pstore.service >/dev/null 2>&1
+chroot "$root" apt-get clean
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+"#;
+
+/// Why an image could not be built, fetched or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// A file operation failed.
+    #[error("cannot {what} {path}")]
+    Io {
+        /// What was attempted.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A helper program is missing.
+    #[error("`{program}` is not installed; run scripts/setup (Debian package {package})")]
+    MissingTool {
+        /// The program.
+        program: &'static str,
+        /// Its package.
+        package: &'static str,
+    },
+    /// A helper program failed.
+    #[error("`{command}` failed ({status}); see {log}")]
+    ToolFailed {
+        /// What ran.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// Where its output is.
+        log: String,
+    },
+    /// Building the image needs root (mmdebstrap root mode, chroot).
+    #[error("`dpdkhost image build` must run as root (mmdebstrap needs it)")]
+    NotRoot,
+    /// The image is not in the cache.
+    #[error("image {name:?} is not built yet: run `dpdkhost image build`")]
+    NotBuilt {
+        /// The image.
+        name: String,
+    },
+    /// A file's checksum does not match.
+    #[error("{path}: sha256 is {actual}, expected {expected}")]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// Expected.
+        expected: String,
+        /// Found.
+        actual: String,
+    },
+    /// A manifest is unreadable.
+    #[error("{path} is not a valid image manifest")]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The rootfs has no kernel or initrd.
+    #[error("no {what} in {dir}")]
+    NoKernel {
+        /// kernel or initrd.
+        what: &'static str,
+        /// The boot directory.
+        dir: PathBuf,
+    },
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
+    let path = path.to_owned();
+    move |source| ImageError::Io { what, path, source }
+}
+
+/// Disk format of a base image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    /// qcow2.
+    Qcow2,
+    /// raw.
+    Raw,
+}
+
+impl DiskFormat {
+    /// The libvirt/QEMU name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "raw",
+        }
+    }
+}
+
+/// One file of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFile {
+    /// Name inside the image's cache directory.
+    pub file: String,
+    /// sha256, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// `manifest.json` of a cached image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Image name (`debian-12`, `url-<sha12>`).
+    pub name: String,
+    /// Where it came from (`mmdebstrap bookworm`, the URL).
+    pub source: String,
+    /// Unix time it was made.
+    pub created: u64,
+    /// The disk.
+    pub disk: ImageFile,
+    /// The disk's format.
+    pub format: DiskFormat,
+    /// Kernel for direct kernel boot, when the image has one outside the disk.
+    pub kernel: Option<ImageFile>,
+    /// Initrd for direct kernel boot.
+    pub initrd: Option<ImageFile>,
+    /// Kernel command line for direct kernel boot.
+    pub cmdline: Option<String>,
+    /// Packages installed (built images).
+    #[serde(default)]
+    pub packages: Vec<String>,
+}
+
+/// A base image ready to upload into a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseImage {
+    /// Name for display and state.
+    pub name: String,
+    /// The disk.
+    pub disk: PathBuf,
+    /// Its format.
+    pub format: DiskFormat,
+    /// Its sha256 (checked again while uploading).
+    pub sha256: String,
+    /// Kernel, initrd, and their checksums for direct kernel boot; `None` boots the disk.
+    pub boot: Option<DirectBoot>,
+}
+
+/// Files for direct kernel boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectBoot {
+    /// vmlinuz.
+    pub kernel: PathBuf,
+    /// sha256 of the kernel.
+    pub kernel_sha256: String,
+    /// initrd.img.
+    pub initrd: PathBuf,
+    /// sha256 of the initrd.
+    pub initrd_sha256: String,
+    /// Command line (without hugepages).
+    pub cmdline: String,
+}
+
+/// Progress reports of long image operations.
+pub trait Progress {
+    /// A new stage began.
+    fn stage(&self, message: &str);
+    /// A line of tool output.
+    fn detail(&self, line: &str);
+    /// Bytes done out of total (total 0 = unknown).
+    fn bytes(&self, done: u64, total: u64);
+}
+
+/// Progress that reports nothing.
+pub struct Quiet;
+impl Progress for Quiet {
+    fn stage(&self, _: &str) {}
+    fn detail(&self, _: &str) {}
+    fn bytes(&self, _: u64, _: u64) {}
+}
+
+/// sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
+    let mut file = std::fs::File::open(path).map_err(io("open", path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn image_file(dir: &Path, name: &str) -> Result<ImageFile, ImageError> {
+    let path = dir.join(name);
+    let size = std::fs::metadata(&path).map_err(io("stat", &path))?.len();
+    Ok(ImageFile {
+        file: name.to_owned(),
+        sha256: sha256_file(&path)?,
+        size,
+    })
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn require(program: &'static str, package: &'static str) -> Result<(), ImageError> {
+    if which(program) {
+        Ok(())
+    } else {
+        Err(ImageError::MissingTool { program, package })
+    }
+}
+
+/// Runs `cmd`, appending its output to `log`, reporting each line as detail.
+fn run_logged(mut cmd: Command, log: &Path, progress: &dyn Progress) -> Result<(), ImageError> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let mut log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io("open", log))?;
+    writeln!(log_file, "$ {shown}").map_err(io("write", log))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io("run", Path::new(&shown)))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let log_out = log_file.try_clone().map_err(io("open", log))?;
+    let out_thread = std::thread::spawn(move || {
+        let mut log_out = log_out;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = writeln!(log_out, "{line}");
+        }
+    });
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let _ = writeln!(log_file, "{line}");
+        progress.detail(&line);
+    }
+    let _ = out_thread.join();
+    let status = child.wait().map_err(io("wait for", Path::new(&shown)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ImageError::ToolFailed {
+            command: shown,
+            status: status.to_string(),
+            log: log.display().to_string(),
+        })
+    }
+}
+
+/// The image cache directory.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    /// `~/.cache/dpdkhost/images`.
+    pub dir: PathBuf,
+}
+
+impl ImageStore {
+    /// A store at `dir`.
+    pub fn new(dir: PathBuf) -> ImageStore {
+        ImageStore { dir }
+    }
+
+    fn manifest_path(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("manifest.json")
+    }
+
+    /// The manifest of cached image `name`, if present.
+    pub fn manifest(&self, name: &str) -> Result<Option<Manifest>, ImageError> {
+        let path = self.manifest_path(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| ImageError::Manifest { path, source })
+    }
+
+    /// Every cached image.
+    pub fn list(&self) -> Result<Vec<Manifest>, ImageError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("list", &self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(m) = self.manifest(&name)? {
+                out.push(m);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Whether `source` is available without building or downloading.
+    pub fn is_ready(&self, source: &ImageSource) -> bool {
+        match source {
+            ImageSource::Builtin(name) => matches!(self.manifest(name), Ok(Some(_))),
+            ImageSource::Url { sha256, .. } => {
+                matches!(self.manifest(&url_name(sha256)), Ok(Some(_)))
+            }
+            ImageSource::Path { path, .. } => path.is_file(),
+        }
+    }
+
+    /// The base image for `source`, building or fetching it when missing.
+    pub fn ensure(
+        &self,
+        source: &ImageSource,
+        progress: &dyn Progress,
+    ) -> Result<BaseImage, ImageError> {
+        match source {
+            ImageSource::Builtin(name) => {
+                if self.manifest(name)?.is_none() {
+                    progress.stage(&format!("image {name} is not cached: building it"));
+                    self.build_debian(progress)?;
+                }
+                self.cached(name)
+            }
+            ImageSource::Url { url, sha256 } => {
+                let name = url_name(sha256);
+                if self.manifest(&name)?.is_none() {
+                    self.fetch(url, sha256, progress)?;
+                }
+                self.cached(&name)
+            }
+            ImageSource::Path { path, sha256 } => {
+                if !path.is_file() {
+                    return Err(io("open", path)(std::io::Error::from(
+                        std::io::ErrorKind::NotFound,
+                    )));
+                }
+                progress.stage(&format!("hashing {}", path.display()));
+                let actual = sha256_file(path)?;
+                if let Some(expected) = sha256 {
+                    if *expected != actual {
+                        return Err(ImageError::Checksum {
+                            path: path.clone(),
+                            expected: expected.clone(),
+                            actual,
+                        });
+                    }
+                }
+                Ok(BaseImage {
+                    name: path.display().to_string(),
+                    disk: path.clone(),
+                    format: detect_format(path)?,
+                    sha256: actual,
+                    boot: None,
+                })
+            }
+        }
+    }
+
+    /// A cached image as a [`BaseImage`].
+    pub fn cached(&self, name: &str) -> Result<BaseImage, ImageError> {
+        let m = self.manifest(name)?.ok_or_else(|| ImageError::NotBuilt {
+            name: name.to_owned(),
+        })?;
+        let dir = self.dir.join(name);
+        let boot = match (&m.kernel, &m.initrd) {
+            (Some(k), Some(i)) => Some(DirectBoot {
+                kernel: dir.join(&k.file),
+                kernel_sha256: k.sha256.clone(),
+                initrd: dir.join(&i.file),
+                initrd_sha256: i.sha256.clone(),
+                cmdline: m
+                    .cmdline
+                    .clone()
+                    .unwrap_or_else(|| DEBIAN_CMDLINE.to_owned()),
+            }),
+            _ => None,
+        };
+        Ok(BaseImage {
+            name: m.name.clone(),
+            disk: dir.join(&m.disk.file),
+            format: m.format,
+            sha256: m.disk.sha256,
+            boot,
+        })
+    }
+
+    /// Builds the built-in Debian 12 image with mmdebstrap.
+    pub fn build_debian(&self, progress: &dyn Progress) -> Result<Manifest, ImageError> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(ImageError::NotRoot);
+        }
+        require("mmdebstrap", "mmdebstrap")?;
+        require("mkfs.ext4", "e2fsprogs")?;
+        require("qemu-img", "qemu-utils")?;
+        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        let work = self
+            .dir
+            .join(format!(".build-{BUILTIN_IMAGE}-{}", std::process::id()));
+        let result = self.build_debian_in(&work, progress);
+        let _ = std::fs::remove_dir_all(&work);
+        result
+    }
+
+    fn build_debian_in(
+        &self,
+        work: &Path,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, ImageError> {
+        let _ = std::fs::remove_dir_all(work);
+        let out = work.join("out");
+        std::fs::create_dir_all(&out).map_err(io("create", &out))?;
+        let log = out.join("build.log");
+        let hook = work.join("customize.sh");
+        std::fs::write(&hook, CUSTOMIZE_HOOK).map_err(io("write", &hook))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+                .map_err(io("chmod", &hook))?;
+        }
+        let rootfs = work.join("rootfs");
+
+        progress.stage("mmdebstrap: Debian 12 (bookworm) minbase rootfs");
+        let mut cmd = Command::new("mmdebstrap");
+        cmd.arg("--variant=minbase")
+            .arg("--mode=root")
+            .arg("--aptopt=APT::Install-Recommends \"false\"")
+            .arg(format!("--include={}", DEBIAN_PACKAGES.join(",")))
+            .arg(format!("--customize-hook={}", hook.display()))
+            .arg("bookworm")
+            .arg(&rootfs);
+        run_logged(cmd, &log, progress)?;
+
+        progress.stage("copying kernel and initrd out of the rootfs");
+        let boot = rootfs.join("boot");
+        let pick = |prefix: &str, what: &'static str| -> Result<PathBuf, ImageError> {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&boot)
+                .map_err(io("list", &boot))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                })
+                .collect();
+            found.sort();
+            found.pop().ok_or_else(|| ImageError::NoKernel {
+                what,
+                dir: boot.clone(),
+            })
+        };
+        let kernel = pick("vmlinuz-", "kernel")?;
+        let initrd = pick("initrd.img-", "initrd")?;
+        std::fs::copy(&kernel, out.join("vmlinuz")).map_err(io("copy", &kernel))?;
+        std::fs::copy(&initrd, out.join("initrd.img")).map_err(io("copy", &initrd))?;
+
+        progress.stage("mkfs.ext4 -d: root filesystem");
+        let raw = work.join("disk.raw");
+        let mut cmd = Command::new("mkfs.ext4");
+        cmd.args(["-q", "-F", "-L", "root", "-E", "root_owner=0:0", "-d"])
+            .arg(&rootfs)
+            .arg(&raw)
+            .arg("2G");
+        run_logged(cmd, &log, progress)?;
+
+        progress.stage("qemu-img convert: compressed qcow2");
+        let mut cmd = Command::new("qemu-img");
+        cmd.args(["convert", "-c", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(out.join("disk.qcow2"));
+        run_logged(cmd, &log, progress)?;
+        std::fs::remove_file(&raw).map_err(io("remove", &raw))?;
+
+        progress.stage("checksums and manifest");
+        let manifest = Manifest {
+            name: BUILTIN_IMAGE.to_owned(),
+            source: "mmdebstrap --variant=minbase bookworm".into(),
+            created: now(),
+            disk: image_file(&out, "disk.qcow2")?,
+            format: DiskFormat::Qcow2,
+            kernel: Some(image_file(&out, "vmlinuz")?),
+            initrd: Some(image_file(&out, "initrd.img")?),
+            cmdline: Some(DEBIAN_CMDLINE.to_owned()),
+            packages: DEBIAN_PACKAGES.iter().map(|s| s.to_string()).collect(),
+        };
+        self.install(&out, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Writes the manifest and SHA256SUMS into `out` and moves it into place.
+    fn install(&self, out: &Path, manifest: &Manifest) -> Result<(), ImageError> {
+        let mut sums = String::new();
+        for f in [
+            Some(&manifest.disk),
+            manifest.kernel.as_ref(),
+            manifest.initrd.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            sums.push_str(&format!("{}  {}\n", f.sha256, f.file));
+        }
+        let sums_path = out.join("SHA256SUMS");
+        std::fs::write(&sums_path, sums).map_err(io("write", &sums_path))?;
+        let mpath = out.join("manifest.json");
+        let text = serde_json::to_string_pretty(manifest).expect("manifest serializes");
+        std::fs::write(&mpath, text).map_err(io("write", &mpath))?;
+        let dest = self.dir.join(&manifest.name);
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).map_err(io("remove", &dest))?;
+        }
+        std::fs::rename(out, &dest).map_err(io("move into place", &dest))
+    }
+
+    /// Downloads a disk image by URL (curl) and checks its sha256.
+    pub fn fetch(
+        &self,
+        url: &str,
+        sha256: &str,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, ImageError> {
+        require("curl", "curl")?;
+        require("qemu-img", "qemu-utils")?;
+        let name = url_name(sha256);
+        let work = self
+            .dir
+            .join(format!(".fetch-{name}-{}", std::process::id()));
+        let out = work.join("out");
+        std::fs::create_dir_all(&out).map_err(io("create", &out))?;
+        let result = (|| {
+            progress.stage(&format!("downloading {url}"));
+            let disk = out.join("disk.img");
+            let log = work.join("fetch.log");
+            let mut cmd = Command::new("curl");
+            cmd.args([
+                "--fail",
+                "--location",
+                "--silent",
+                "--show-error",
+                "--output",
+            ])
+            .arg(&disk)
+            .arg(url);
+            run_logged(cmd, &log, progress)?;
+            progress.stage("checking sha256");
+            let actual = sha256_file(&disk)?;
+            if actual != sha256 {
+                return Err(ImageError::Checksum {
+                    path: disk,
+                    expected: sha256.to_owned(),
+                    actual,
+                });
+            }
+            let manifest = Manifest {
+                name: name.clone(),
+                source: url.to_owned(),
+                created: now(),
+                disk: image_file(&out, "disk.img")?,
+                format: detect_format(&disk)?,
+                kernel: None,
+                initrd: None,
+                cmdline: None,
+                packages: Vec::new(),
+            };
+            self.install(&out, &manifest)?;
+            Ok(manifest)
+        })();
+        let _ = std::fs::remove_dir_all(&work);
+        result
+    }
+}
+
+/// Cache name of a URL image.
+pub fn url_name(sha256: &str) -> String {
+    format!("url-{}", &sha256[..12.min(sha256.len())])
+}
+
+/// qcow2 when the file starts with the qcow2 magic, else raw.
+pub fn detect_format(path: &Path) -> Result<DiskFormat, ImageError> {
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(path).map_err(io("open", path))?;
+    let n = f.read(&mut magic).map_err(io("read", path))?;
+    Ok(if n == 4 && magic == *b"QFI\xfb" {
+        DiskFormat::Qcow2
+    } else {
+        DiskFormat::Raw
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_listing_and_cached_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path().to_owned());
+        assert!(store.list().unwrap().is_empty());
+        assert!(matches!(
+            store.cached("debian-12"),
+            Err(ImageError::NotBuilt { .. })
+        ));
+        let out = dir.path().join(".tmp");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("disk.qcow2"), b"QFI\xfbrest").unwrap();
+        std::fs::write(out.join("vmlinuz"), b"kernel").unwrap();
+        std::fs::write(out.join("initrd.img"), b"initrd").unwrap();
+        let m = Manifest {
+            name: "debian-12".into(),
+            source: "test".into(),
+            created: 1,
+            disk: image_file(&out, "disk.qcow2").unwrap(),
+            format: detect_format(&out.join("disk.qcow2")).unwrap(),
+            kernel: Some(image_file(&out, "vmlinuz").unwrap()),
+            initrd: Some(image_file(&out, "initrd.img").unwrap()),
+            cmdline: Some(DEBIAN_CMDLINE.into()),
+            packages: vec![],
+        };
+        assert_eq!(m.format, DiskFormat::Qcow2);
+        assert_eq!(
+            m.kernel.as_ref().unwrap().sha256,
+            hex::encode(Sha256::digest(b"kernel"))
+        );
+        store.install(&out, &m).unwrap();
+        assert_eq!(store.list().unwrap(), vec![m.clone()]);
+        assert!(store.is_ready(&ImageSource::Builtin("debian-12".into())));
+        let base = store.cached("debian-12").unwrap();
+        assert_eq!(base.disk, dir.path().join("debian-12/disk.qcow2"));
+        assert_eq!(
+            base.boot.unwrap().initrd_sha256,
+            hex::encode(Sha256::digest(b"initrd"))
+        );
+        let sums = std::fs::read_to_string(dir.path().join("debian-12/SHA256SUMS")).unwrap();
+        assert!(sums.contains("  vmlinuz\n"));
+    }
+
+    #[test]
+    fn local_path_images_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path().join("cache"));
+        let disk = dir.path().join("x.raw");
+        std::fs::write(&disk, b"not qcow").unwrap();
+        let good = hex::encode(Sha256::digest(b"not qcow"));
+        let img = store
+            .ensure(
+                &ImageSource::Path {
+                    path: disk.clone(),
+                    sha256: Some(good.clone()),
+                },
+                &Quiet,
+            )
+            .unwrap();
+        assert_eq!(
+            (img.format, img.sha256.as_str(), img.boot.is_none()),
+            (DiskFormat::Raw, good.as_str(), true)
+        );
+        let bad = ImageSource::Path {
+            path: disk,
+            sha256: Some("0".repeat(64)),
+        };
+        assert!(matches!(
+            store.ensure(&bad, &Quiet),
+            Err(ImageError::Checksum { .. })
+        ));
+    }
+}

@@ -1,0 +1,17 @@
+//! dpdkhost: stands up a libvirt lab of DPDK VMs, injects the guest agent through
+//! cloud-init, and drives it over gRPC. The binary (`main.rs`) only parses and
+//! dispatches; everything else lives here, one module per concern.
+
+pub mod accel;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod console;
+pub mod context;
+pub mod image;
+pub mod keys;
+pub mod plan;
+pub mod provision;
+pub mod seed;
+pub mod state;
+pub mod ui;

@@ -1,0 +1,642 @@
+//! From configuration and what libvirt holds to the list of actions `up` takes. The
+//! layout of each VM (names, MACs, addresses, ports) is decided here; ports of existing
+//! domains come back from their metadata so `up` twice changes nothing.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::accel::{Accel, Decision};
+use crate::config::{Config, NetworkMode, Subnet};
+use crate::provision::domain::{self, DataNic, DomainSpec, KernelBoot, MgmtNic, VmMeta};
+use crate::provision::{Found, Names};
+
+/// One VM's layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmPlan {
+    /// 1-based index.
+    pub index: u8,
+    /// Short name / hostname / agent certificate DNS name.
+    pub name: String,
+    /// libvirt domain name.
+    pub domain: String,
+    /// Management NIC MAC.
+    pub mgmt_mac: String,
+    /// Data NIC MAC.
+    pub data_mac: String,
+    /// Management address inside the guest.
+    pub mgmt_ip: Ipv4Addr,
+    /// Management prefix length.
+    pub mgmt_prefix: u8,
+    /// Management gateway.
+    pub mgmt_gateway: Ipv4Addr,
+    /// Data address.
+    pub data_ip: Ipv4Addr,
+    /// Data prefix length.
+    pub data_prefix: u8,
+    /// Where the host reaches sshd.
+    pub ssh: SocketAddr,
+    /// Where the host reaches the agent.
+    pub agent: SocketAddr,
+    /// Where the agent listens inside the guest.
+    pub agent_listen: SocketAddr,
+    /// user mode: (local, remote) UDP ports of the data link.
+    pub udp: Option<(u16, u16)>,
+    /// The VM at the other end of the data link.
+    pub peer: Option<u8>,
+}
+
+/// One step of `up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", content = "vm", rename_all = "snake_case")]
+pub enum Action {
+    /// Define, build and start the storage pool.
+    CreatePool,
+    /// Upload the base image (and kernel, initrd) into the pool.
+    UploadImage,
+    /// nat mode: define and start the two networks.
+    CreateNetworks,
+    /// Overlay, seed and domain of VM n.
+    CreateVm(u8),
+    /// Start VM n.
+    StartVm(u8),
+}
+
+/// What `up` will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Environment.
+    pub env: String,
+    /// KVM or TCG.
+    pub accel: Accel,
+    /// Why.
+    pub accel_reason: String,
+    /// vCPUs per VM.
+    pub vcpus: u32,
+    /// MiB per VM.
+    pub memory_mb: u32,
+    /// Overlay size in bytes.
+    pub disk_bytes: u64,
+    /// Hugepages per VM.
+    pub hugepages: u32,
+    /// Network mode.
+    pub network: NetworkMode,
+    /// Pool name.
+    pub pool: String,
+    /// Pool directory.
+    pub pool_path: PathBuf,
+    /// Image for display.
+    pub image: String,
+    /// NAT subnet (nat mode).
+    #[serde(skip)]
+    pub nat_subnet: Subnet,
+    /// The VMs.
+    pub vms: Vec<VmPlan>,
+    /// Steps, in order.
+    pub actions: Vec<Action>,
+    /// Domains of the environment beyond vm_count (left alone; `down` removes them).
+    pub surplus: Vec<String>,
+}
+
+/// Free ports on 127.0.0.1.
+pub trait PortSource {
+    /// A free TCP port.
+    fn tcp(&mut self) -> u16;
+    /// A free UDP port.
+    fn udp(&mut self) -> u16;
+}
+
+/// Asks the kernel for free ports (binds port 0), never handing out one twice.
+#[derive(Default)]
+pub struct KernelPorts {
+    given: Vec<u16>,
+}
+
+impl PortSource for KernelPorts {
+    fn tcp(&mut self) -> u16 {
+        loop {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap_or(0);
+            if port != 0 && !self.given.contains(&port) {
+                self.given.push(port);
+                return port;
+            }
+        }
+    }
+    fn udp(&mut self) -> u16 {
+        loop {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .map(|a| a.port())
+                .unwrap_or(0);
+            if port != 0 && !self.given.contains(&port) {
+                self.given.push(port);
+                return port;
+            }
+        }
+    }
+}
+
+/// A MAC derived from the environment name, VM index and NIC (0 mgmt, 1 data): stable
+/// across runs, distinct across environments.
+pub fn mac(env: &str, index: u8, nic: u8) -> String {
+    let h = Sha256::digest(env.as_bytes());
+    format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        h[0],
+        h[1],
+        index.wrapping_mul(2).wrapping_add(nic)
+    )
+}
+
+/// Builds the plan.
+pub fn make(
+    config: &Config,
+    env: &str,
+    decision: &Decision,
+    image: &str,
+    image_ready_in_pool: bool,
+    found: &Found,
+    ports: &mut dyn PortSource,
+) -> Plan {
+    let names = Names::new(env);
+    let kvm = decision.accel == Accel::Kvm;
+    let n = config.vm_count;
+    let mut vms: Vec<VmPlan> = Vec::new();
+    // user mode: UDP pairs (1,2), (3,4), ...; an odd last VM gets a link to nowhere.
+    let mut udp: Vec<Option<(u16, u16)>> = vec![None; usize::from(n) + 1];
+    if config.network == NetworkMode::User {
+        let mut i = 1u8;
+        while i <= n {
+            let j = i + 1;
+            let from_meta = |k: u8| {
+                found
+                    .domain(k)
+                    .and_then(|d| Some((d.meta.udp_local?, d.meta.udp_remote?)))
+            };
+            let (a, b) = match (from_meta(i), if j <= n { from_meta(j) } else { None }) {
+                (Some((l, r)), _) => (l, r),
+                (None, Some((l, r))) => (r, l),
+                (None, None) => (ports.udp(), ports.udp()),
+            };
+            udp[usize::from(i)] = Some((a, b));
+            if j <= n {
+                udp[usize::from(j)] = Some((b, a));
+            }
+            i += 2;
+        }
+    }
+    for index in 1..=n {
+        let peer = if index % 2 == 1 { index + 1 } else { index - 1 };
+        let peer = (peer <= n).then_some(peer);
+        let meta = found.domain(index).map(|d| &d.meta);
+        let (mgmt_ip, mgmt_prefix, gateway, ssh, agent, listen) = match config.network {
+            NetworkMode::User => {
+                let ssh = meta
+                    .and_then(|m| m.ssh)
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], ports.tcp())));
+                let agent = meta
+                    .and_then(|m| m.agent)
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], ports.tcp())));
+                let listen =
+                    SocketAddr::from((domain::USER_GUEST_IP, agent_proto::DEFAULT_AGENT_PORT));
+                (
+                    domain::USER_GUEST_IP,
+                    24,
+                    domain::USER_GATEWAY,
+                    ssh,
+                    agent,
+                    listen,
+                )
+            }
+            NetworkMode::Nat => {
+                let ip = config.nat_ip(index);
+                let s = &config.nat_subnet;
+                (
+                    ip,
+                    s.prefix,
+                    s.host(1),
+                    SocketAddr::from((ip, 22)),
+                    SocketAddr::from((ip, agent_proto::DEFAULT_AGENT_PORT)),
+                    SocketAddr::from((ip, agent_proto::DEFAULT_AGENT_PORT)),
+                )
+            }
+        };
+        vms.push(VmPlan {
+            index,
+            name: format!("vm{index}"),
+            domain: names.domain(index),
+            mgmt_mac: mac(env, index, 0),
+            data_mac: mac(env, index, 1),
+            mgmt_ip,
+            mgmt_prefix,
+            mgmt_gateway: gateway,
+            data_ip: config.data_ip(index),
+            data_prefix: config.data_subnet.prefix,
+            ssh,
+            agent,
+            agent_listen: listen,
+            udp: udp[usize::from(index)],
+            peer,
+        });
+    }
+
+    let mut actions = Vec::new();
+    if !matches!(found.pool, Some((true, _))) {
+        actions.push(Action::CreatePool);
+    }
+    // Base volumes are trusted only while a domain of the environment uses them: an
+    // interrupted upload leaves a volume but never a domain.
+    let any_domain = found.domains.iter().any(|d| d.index <= n);
+    let base_present = found.volumes.contains(&names.base());
+    if !(any_domain && base_present && image_ready_in_pool) {
+        actions.push(Action::UploadImage);
+    }
+    if config.network == NetworkMode::Nat
+        && !(found.networks.contains(&names.mgmt_network())
+            && found.networks.contains(&names.data_network()))
+    {
+        actions.push(Action::CreateNetworks);
+    }
+    let reupload = actions.contains(&Action::UploadImage);
+    for vm in &vms {
+        match found.domain(vm.index) {
+            Some(d) if !reupload => {
+                if !d.active {
+                    actions.push(Action::StartVm(vm.index));
+                }
+            }
+            _ => {
+                actions.push(Action::CreateVm(vm.index));
+                actions.push(Action::StartVm(vm.index));
+            }
+        }
+    }
+    let surplus = found
+        .domains
+        .iter()
+        .filter(|d| d.index > n)
+        .map(|d| d.name.clone())
+        .collect();
+    Plan {
+        env: env.to_owned(),
+        accel: decision.accel,
+        accel_reason: decision.reason.clone(),
+        vcpus: config.vcpus_for(kvm),
+        memory_mb: config.memory_for(kvm),
+        disk_bytes: u64::from(config.disk_gb) << 30,
+        hugepages: config.hugepages,
+        network: config.network,
+        pool: config.pool.clone(),
+        pool_path: found
+            .pool
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| config.pool_path.clone()),
+        image: image.to_owned(),
+        nat_subnet: config.nat_subnet,
+        vms,
+        actions,
+        surplus,
+    }
+}
+
+impl Plan {
+    /// VM by index.
+    pub fn vm(&self, index: u8) -> Option<&VmPlan> {
+        self.vms.iter().find(|v| v.index == index)
+    }
+
+    /// Whether applying changes anything.
+    pub fn is_noop(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// The domain definition of `vm`, with volumes in pool directory `dir`.
+    pub fn domain_spec(&self, vm: &VmPlan, dir: &Path, direct_boot: bool) -> DomainSpec {
+        let names = Names::new(&self.env);
+        let network = self.network.to_string();
+        let (mgmt, data) = match self.network {
+            NetworkMode::User => {
+                let (local, remote) = vm.udp.unwrap_or((0, 0));
+                (
+                    MgmtNic::User {
+                        mac: vm.mgmt_mac.clone(),
+                        ssh_port: vm.ssh.port(),
+                        agent_port: vm.agent.port(),
+                        guest_agent_port: vm.agent_listen.port(),
+                    },
+                    DataNic::Udp {
+                        mac: vm.data_mac.clone(),
+                        local_port: local,
+                        remote_port: remote,
+                    },
+                )
+            }
+            NetworkMode::Nat => (
+                MgmtNic::Network {
+                    mac: vm.mgmt_mac.clone(),
+                    network: names.mgmt_network(),
+                },
+                DataNic::Network {
+                    mac: vm.data_mac.clone(),
+                    network: names.data_network(),
+                },
+            ),
+        };
+        DomainSpec {
+            name: vm.domain.clone(),
+            accel: self.accel,
+            vcpus: self.vcpus,
+            memory_mb: self.memory_mb,
+            disk: dir.join(names.overlay(vm.index)),
+            seed: dir.join(names.seed(vm.index)),
+            boot: direct_boot.then(|| KernelBoot {
+                kernel: dir.join(names.kernel()),
+                initrd: dir.join(names.initrd()),
+                cmdline: format!(
+                    "{} hugepagesz=2M hugepages={}",
+                    crate::image::DEBIAN_CMDLINE,
+                    self.hugepages
+                ),
+            }),
+            serial_log: dir.join(names.console_log(vm.index)),
+            mgmt,
+            data,
+            meta: VmMeta {
+                env: self.env.clone(),
+                index: vm.index,
+                network,
+                ssh: Some(vm.ssh),
+                agent: Some(vm.agent),
+                udp_local: vm.udp.map(|u| u.0),
+                udp_remote: vm.udp.map(|u| u.1),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "environment {}: {} VM(s), {} network, {} ({})",
+            self.env,
+            self.vms.len(),
+            self.network,
+            self.accel,
+            self.accel_reason
+        )?;
+        writeln!(
+            f,
+            "  each VM: {} vCPU, {} MiB, {} GiB disk, {} x 2 MiB hugepages; image {}",
+            self.vcpus,
+            self.memory_mb,
+            self.disk_bytes >> 30,
+            self.hugepages,
+            self.image
+        )?;
+        for vm in &self.vms {
+            let link = match (vm.udp, vm.peer) {
+                (Some((l, r)), Some(p)) => format!("udp 127.0.0.1:{l} <-> :{r} (vm{p})"),
+                (Some((l, _)), None) => format!("udp 127.0.0.1:{l} (no peer)"),
+                (None, Some(p)) => format!("isolated network (vm{p})"),
+                (None, None) => "isolated network".into(),
+            };
+            writeln!(
+                f,
+                "  {}: data {}/{} {}, ssh {}, agent {}",
+                vm.name, vm.data_ip, vm.data_prefix, link, vm.ssh, vm.agent
+            )?;
+        }
+        if self.actions.is_empty() {
+            writeln!(f, "no changes: everything exists and runs")?;
+        } else {
+            writeln!(f, "actions:")?;
+            for a in &self.actions {
+                let line = match a {
+                    Action::CreatePool => {
+                        format!("+ pool {} at {}", self.pool, self.pool_path.display())
+                    }
+                    Action::UploadImage => format!("+ base image volumes ({})", self.image),
+                    Action::CreateNetworks => format!(
+                        "+ networks dpdkhost-{0}-mgmt (NAT), dpdkhost-{0}-data (isolated)",
+                        self.env
+                    ),
+                    Action::CreateVm(i) => format!("+ vm{i}: overlay, seed, domain"),
+                    Action::StartVm(i) => format!("> start vm{i}"),
+                };
+                writeln!(f, "  {line}")?;
+            }
+        }
+        for s in &self.surplus {
+            writeln!(
+                f,
+                "  ! {s} is beyond vm_count and left alone (down removes it)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::FoundDomain;
+
+    struct Seq(u16);
+    impl PortSource for Seq {
+        fn tcp(&mut self) -> u16 {
+            self.0 += 1;
+            self.0
+        }
+        fn udp(&mut self) -> u16 {
+            self.0 += 1;
+            self.0
+        }
+    }
+
+    fn tcg() -> Decision {
+        Decision {
+            accel: Accel::Tcg,
+            reason: "test".into(),
+        }
+    }
+
+    #[test]
+    fn fresh_user_mode_plan() {
+        let config = Config::parse("vm_count = 3").unwrap();
+        let plan = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            false,
+            &Found::default(),
+            &mut Seq(40000),
+        );
+        assert_eq!(
+            plan.actions,
+            [
+                Action::CreatePool,
+                Action::UploadImage,
+                Action::CreateVm(1),
+                Action::StartVm(1),
+                Action::CreateVm(2),
+                Action::StartVm(2),
+                Action::CreateVm(3),
+                Action::StartVm(3)
+            ]
+        );
+        let (a, b, c) = (&plan.vms[0], &plan.vms[1], &plan.vms[2]);
+        assert_eq!((a.peer, b.peer, c.peer), (Some(2), Some(1), None));
+        let (l, r) = a.udp.unwrap();
+        assert_eq!(b.udp, Some((r, l)), "vm1 and vm2 point at each other");
+        assert_ne!(c.udp.unwrap().0, l);
+        assert_eq!(a.data_ip, Ipv4Addr::new(10, 0, 1, 4));
+        assert_eq!(b.data_ip, Ipv4Addr::new(10, 0, 1, 6));
+        assert_eq!(a.agent_listen, "10.0.2.15:50051".parse().unwrap());
+        assert_eq!(a.ssh.ip(), std::net::IpAddr::from([127, 0, 0, 1]));
+        let all_ports: std::collections::HashSet<u16> = plan
+            .vms
+            .iter()
+            .flat_map(|v| [v.ssh.port(), v.agent.port()])
+            .collect();
+        assert_eq!(all_ports.len(), 6);
+        assert_eq!((plan.vcpus, plan.memory_mb), (1, 1024));
+        assert_ne!(a.mgmt_mac, a.data_mac);
+        assert_eq!(a.mgmt_mac, mac("t", 1, 0));
+        assert_ne!(mac("t", 1, 0), mac("u", 1, 0));
+        let spec = plan.domain_spec(a, Path::new("/pool"), true);
+        let xml = domain::domain_xml(&spec);
+        assert!(xml.contains("hugepagesz=2M hugepages=64"));
+        assert_eq!(VmMeta::parse(&xml).unwrap().udp_local, Some(l));
+    }
+
+    fn found_from(plan: &Plan, active: bool) -> Found {
+        let names = Names::new(&plan.env);
+        Found {
+            pool: Some((true, PathBuf::from("/pool"))),
+            volumes: vec![names.base()],
+            pool_volume_count: 1,
+            networks: vec![],
+            domains: plan
+                .vms
+                .iter()
+                .map(|vm| FoundDomain {
+                    name: vm.domain.clone(),
+                    index: vm.index,
+                    active,
+                    state: "running".into(),
+                    accel: Some(Accel::Tcg),
+                    meta: plan.domain_spec(vm, Path::new("/pool"), true).meta,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn up_twice_changes_nothing_and_keeps_ports() {
+        let config = Config::default();
+        let first = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &Found::default(),
+            &mut Seq(40000),
+        );
+        let found = found_from(&first, true);
+        let second = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &found,
+            &mut Seq(50000),
+        );
+        assert!(second.is_noop(), "{:?}", second.actions);
+        assert_eq!(second.vms, first.vms, "same layout and ports");
+        let stopped = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &found_from(&first, false),
+            &mut Seq(50000),
+        );
+        assert_eq!(stopped.actions, [Action::StartVm(1), Action::StartVm(2)]);
+    }
+
+    #[test]
+    fn half_made_environment_is_completed_consistently() {
+        let config = Config::default();
+        let first = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &Found::default(),
+            &mut Seq(40000),
+        );
+        let mut found = found_from(&first, true);
+        found.domains.retain(|d| d.index == 1);
+        let again = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &found,
+            &mut Seq(50000),
+        );
+        assert_eq!(again.actions, [Action::CreateVm(2), Action::StartVm(2)]);
+        assert_eq!(again.vms[1].udp, first.vms[1].udp, "vm2 joins vm1's link");
+        // A base volume without any domain may be a torn upload: upload again.
+        let mut found = found_from(&first, true);
+        found.domains.clear();
+        let again = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &found,
+            &mut Seq(50000),
+        );
+        assert!(again.actions.contains(&Action::UploadImage));
+    }
+
+    #[test]
+    fn nat_mode_plan() {
+        let config = Config::parse("network = \"nat\"").unwrap();
+        let plan = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            false,
+            &Found::default(),
+            &mut Seq(40000),
+        );
+        assert!(plan.actions.contains(&Action::CreateNetworks));
+        let vm = &plan.vms[1];
+        assert_eq!(vm.mgmt_ip, Ipv4Addr::new(192, 168, 150, 12));
+        assert_eq!(vm.ssh, "192.168.150.12:22".parse().unwrap());
+        assert_eq!(vm.agent_listen, vm.agent);
+        assert_eq!(vm.udp, None);
+        let xml = domain::domain_xml(&plan.domain_spec(vm, Path::new("/pool"), true));
+        assert!(xml.contains("dpdkhost-t-mgmt") && xml.contains("dpdkhost-t-data"));
+        assert!(plan.to_string().contains("+ networks"));
+    }
+}

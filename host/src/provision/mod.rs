@@ -1,0 +1,672 @@
+//! libvirt provisioning through the virt crate (never virsh): finding an environment's
+//! objects, applying a plan, and tearing an environment down. Every object name starts
+//! with `dpdkhost-<env>-`; domains also carry the environment in their metadata.
+
+pub mod domain;
+pub mod network;
+pub mod pool;
+
+use std::path::{Path, PathBuf};
+
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::error::ErrorNumber;
+use virt::storage_pool::StoragePool;
+
+use crate::accel::Accel;
+use crate::image::{BaseImage, Progress};
+use crate::plan::{Action, Plan, VmPlan};
+use domain::VmMeta;
+
+/// Why a libvirt operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// A libvirt call failed.
+    #[error("libvirt: cannot {what}")]
+    Libvirt {
+        /// What was attempted.
+        what: String,
+        /// libvirt's error.
+        #[source]
+        source: virt::error::Error,
+    },
+    /// Reading a local file failed.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An uploaded file did not match its checksum.
+    #[error(
+        "{path}: sha256 is {actual}, expected {expected} (the cached image changed: rebuild it)"
+    )]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// Expected.
+        expected: String,
+        /// Found.
+        actual: String,
+    },
+    /// A seed could not be made.
+    #[error("seed for {vm}")]
+    Seed {
+        /// The VM.
+        vm: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// libvirt answered something unexpected.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// `Ok(None)` for libvirt's "no such object" errors.
+pub fn lookup<T>(r: Result<T, virt::error::Error>) -> Result<Option<T>, ProvisionError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e)
+            if matches!(
+                e.code(),
+                ErrorNumber::NoDomain
+                    | ErrorNumber::NoNetwork
+                    | ErrorNumber::NoStoragePool
+                    | ErrorNumber::NoStorageVolume
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(source) => Err(ProvisionError::Libvirt {
+            what: "look up an object".into(),
+            source,
+        }),
+    }
+}
+
+/// Object names of environment `env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    env: String,
+}
+
+impl Names {
+    /// Names for `env`.
+    pub fn new(env: &str) -> Names {
+        Names {
+            env: env.to_owned(),
+        }
+    }
+    /// `dpdkhost-<env>-`.
+    pub fn prefix(&self) -> String {
+        format!("dpdkhost-{}-", self.env)
+    }
+    /// Domain of VM `index`.
+    pub fn domain(&self, index: u8) -> String {
+        format!("{}vm{index}", self.prefix())
+    }
+    /// Overlay volume of VM `index`.
+    pub fn overlay(&self, index: u8) -> String {
+        format!("{}vm{index}.qcow2", self.prefix())
+    }
+    /// Seed volume of VM `index`.
+    pub fn seed(&self, index: u8) -> String {
+        format!("{}vm{index}-seed.img", self.prefix())
+    }
+    /// Serial console log of VM `index` (in the pool directory).
+    pub fn console_log(&self, index: u8) -> String {
+        format!("{}vm{index}.console.log", self.prefix())
+    }
+    /// Base image volume.
+    pub fn base(&self) -> String {
+        format!("{}base.img", self.prefix())
+    }
+    /// Kernel volume.
+    pub fn kernel(&self) -> String {
+        format!("{}vmlinuz", self.prefix())
+    }
+    /// Initrd volume.
+    pub fn initrd(&self) -> String {
+        format!("{}initrd.img", self.prefix())
+    }
+    /// NAT management network.
+    pub fn mgmt_network(&self) -> String {
+        format!("{}mgmt", self.prefix())
+    }
+    /// Isolated data network.
+    pub fn data_network(&self) -> String {
+        format!("{}data", self.prefix())
+    }
+
+    /// Whether `name` is one of this environment's volumes (exactly, so env `a` never
+    /// claims env `a-b`'s objects).
+    pub fn owns_volume(&self, name: &str) -> bool {
+        let Some(rest) = name.strip_prefix(&self.prefix()) else {
+            return false;
+        };
+        if ["base.img", "vmlinuz", "initrd.img"].contains(&rest) {
+            return true;
+        }
+        let Some(rest) = rest.strip_prefix("vm") else {
+            return false;
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && [".qcow2", "-seed.img", ".console.log"].contains(&&rest[digits..])
+    }
+
+    /// Whether `name` is one of this environment's networks.
+    pub fn owns_network(&self, name: &str) -> bool {
+        name == self.mgmt_network() || name == self.data_network()
+    }
+
+    /// The VM index of a domain name of this environment.
+    pub fn domain_index(&self, name: &str) -> Option<u8> {
+        let rest = name.strip_prefix(&self.prefix())?.strip_prefix("vm")?;
+        rest.parse().ok().filter(|i| (1..=99).contains(i))
+    }
+}
+
+/// A domain of the environment as libvirt has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundDomain {
+    /// libvirt name.
+    pub name: String,
+    /// VM index.
+    pub index: u8,
+    /// Running (or paused: anything with a QEMU process).
+    pub active: bool,
+    /// Human state: running, paused, shut off, crashed, ...
+    pub state: String,
+    /// Domain type.
+    pub accel: Option<Accel>,
+    /// dpdkhost metadata.
+    pub meta: VmMeta,
+}
+
+/// An environment's objects as libvirt has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// Whether the pool exists, is active, and its path.
+    pub pool: Option<(bool, PathBuf)>,
+    /// The environment's volumes in the pool.
+    pub volumes: Vec<String>,
+    /// Every volume in the pool (to know whether the pool can go).
+    pub pool_volume_count: usize,
+    /// The environment's networks.
+    pub networks: Vec<String>,
+    /// The environment's domains, by index.
+    pub domains: Vec<FoundDomain>,
+}
+
+impl Found {
+    /// The domain of VM `index`.
+    pub fn domain(&self, index: u8) -> Option<&FoundDomain> {
+        self.domains.iter().find(|d| d.index == index)
+    }
+    /// Whether nothing of the environment exists.
+    pub fn is_empty(&self) -> bool {
+        self.volumes.is_empty() && self.networks.is_empty() && self.domains.is_empty()
+    }
+}
+
+fn state_name(state: virt::sys::virDomainState) -> &'static str {
+    match state {
+        virt::sys::VIR_DOMAIN_RUNNING => "running",
+        virt::sys::VIR_DOMAIN_BLOCKED => "blocked",
+        virt::sys::VIR_DOMAIN_PAUSED => "paused",
+        virt::sys::VIR_DOMAIN_SHUTDOWN => "shutting down",
+        virt::sys::VIR_DOMAIN_SHUTOFF => "shut off",
+        virt::sys::VIR_DOMAIN_CRASHED => "crashed",
+        virt::sys::VIR_DOMAIN_PMSUSPENDED => "suspended",
+        _ => "unknown",
+    }
+}
+
+/// A libvirt connection (closed on drop).
+pub struct Libvirt {
+    conn: Connect,
+    uri: String,
+}
+
+impl Drop for Libvirt {
+    fn drop(&mut self) {
+        let _ = self.conn.close();
+    }
+}
+
+impl Libvirt {
+    /// Connects to `uri`.
+    pub fn open(uri: &str) -> Result<Libvirt, ProvisionError> {
+        virt::error::clear_error_callback();
+        let conn = Connect::open(Some(uri)).map_err(|source| ProvisionError::Libvirt {
+            what: format!("connect to {uri} (is libvirtd running? scripts/start-libvirtd)"),
+            source,
+        })?;
+        Ok(Libvirt {
+            conn,
+            uri: uri.to_owned(),
+        })
+    }
+
+    /// The connection.
+    pub fn conn(&self) -> &Connect {
+        &self.conn
+    }
+
+    /// The URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Whether the connection is to this machine (so /dev/kvm and files here matter).
+    pub fn is_local(&self) -> bool {
+        let u = &self.uri;
+        u.starts_with("test:") || !u.contains("://") || u.contains(":///")
+    }
+
+    /// The pool, if defined.
+    pub fn pool(&self, name: &str) -> Result<Option<StoragePool>, ProvisionError> {
+        lookup(StoragePool::lookup_by_name(&self.conn, name))
+    }
+
+    /// Everything of environment `env` (pool `pool_name`).
+    pub fn find(&self, env: &str, pool_name: &str) -> Result<Found, ProvisionError> {
+        let names = Names::new(env);
+        let mut found = Found::default();
+        if let Some(pool) = self.pool(pool_name)? {
+            let active = pool.is_active().unwrap_or(false);
+            let path = pool::target_path(&pool).unwrap_or_default();
+            if active {
+                let all = pool::volume_names(&pool)?;
+                found.pool_volume_count = all.len();
+                found.volumes = all.into_iter().filter(|v| names.owns_volume(v)).collect();
+                found.volumes.sort();
+            }
+            found.pool = Some((active, path));
+        }
+        let nets = self
+            .conn
+            .list_all_networks(0)
+            .map_err(|source| ProvisionError::Libvirt {
+                what: "list networks".into(),
+                source,
+            })?;
+        for net in nets {
+            if let Ok(name) = net.get_name() {
+                if names.owns_network(&name) {
+                    found.networks.push(name);
+                }
+            }
+        }
+        found.networks.sort();
+        let doms = self
+            .conn
+            .list_all_domains(0)
+            .map_err(|source| ProvisionError::Libvirt {
+                what: "list domains".into(),
+                source,
+            })?;
+        for dom in doms {
+            let Ok(name) = dom.get_name() else { continue };
+            let Some(index) = names.domain_index(&name) else {
+                continue;
+            };
+            let xml = dom.get_xml_desc(0).unwrap_or_default();
+            let meta = VmMeta::parse(&xml);
+            // A domain with our name but another environment's metadata is not ours.
+            if let Some(m) = &meta {
+                if m.env != env {
+                    continue;
+                }
+            }
+            let (state, _) = dom
+                .get_state()
+                .unwrap_or((virt::sys::VIR_DOMAIN_NOSTATE, 0));
+            let accel = domain::attr(&xml[..xml.find('>').unwrap_or(0)], "type")
+                .and_then(|t| Accel::from_domain_type(&t));
+            found.domains.push(FoundDomain {
+                name,
+                index,
+                active: dom.is_active().unwrap_or(false),
+                state: state_name(state).to_owned(),
+                accel,
+                meta: meta.unwrap_or_else(|| VmMeta {
+                    env: env.to_owned(),
+                    index,
+                    ..Default::default()
+                }),
+            });
+        }
+        found.domains.sort_by_key(|d| d.index);
+        Ok(found)
+    }
+
+    /// The domain by name, if defined.
+    pub fn domain(&self, name: &str) -> Result<Option<Domain>, ProvisionError> {
+        lookup(Domain::lookup_by_name(&self.conn, name))
+    }
+
+    /// Removes everything of environment `env`: domains (destroyed and undefined),
+    /// networks, volumes, and the pool when nothing else is in it. Returns what went.
+    pub fn teardown(&self, env: &str, pool_name: &str) -> Result<Vec<String>, ProvisionError> {
+        let mut removed = Vec::new();
+        let found = self.find(env, pool_name)?;
+        for d in &found.domains {
+            if let Some(dom) = self.domain(&d.name)? {
+                if dom.is_active().unwrap_or(false) {
+                    if let Err(source) = dom.destroy() {
+                        // It may have stopped by itself in between.
+                        if dom.is_active().unwrap_or(false) {
+                            return Err(ProvisionError::Libvirt {
+                                what: format!("stop domain {}", d.name),
+                                source,
+                            });
+                        }
+                    }
+                }
+                dom.undefine_flags(
+                    virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM
+                        | virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
+                )
+                .or_else(|_| dom.undefine())
+                .map_err(|source| ProvisionError::Libvirt {
+                    what: format!("undefine domain {}", d.name),
+                    source,
+                })?;
+                removed.push(format!("domain {}", d.name));
+            }
+        }
+        for n in &found.networks {
+            if network::remove(&self.conn, n)? {
+                removed.push(format!("network {n}"));
+            }
+        }
+        if let Some(pool) = self.pool(pool_name)? {
+            if !pool.is_active().unwrap_or(false) {
+                // Start it to see (and delete) what is in it; a never-built pool cannot start.
+                let _ = pool.create(0);
+            }
+            if pool.is_active().unwrap_or(false) {
+                for v in pool::volume_names(&pool)? {
+                    if Names::new(env).owns_volume(&v) && pool::delete_volume(&pool, &v)? {
+                        removed.push(format!("volume {v}"));
+                    }
+                }
+            }
+            if pool::remove_if_empty(&pool)? {
+                removed.push(format!("pool {pool_name}"));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Applies `plan`: pool, base image, networks, then per VM overlay + seed + domain,
+    /// then starts what is not running. `make_seed` renders VM n's seed image.
+    pub fn apply(
+        &self,
+        plan: &Plan,
+        base: &BaseImage,
+        make_seed: &mut dyn FnMut(&VmPlan) -> Result<Vec<u8>, ProvisionError>,
+        progress: &dyn Progress,
+    ) -> Result<(), ProvisionError> {
+        let names = Names::new(&plan.env);
+        let pool = pool::ensure(&self.conn, &plan.pool, &plan.pool_path)?;
+        let dir = pool::target_path(&pool)?;
+        let path = |n: &str| dir.join(n);
+        for action in &plan.actions {
+            match action {
+                Action::CreatePool => {}
+                Action::UploadImage => {
+                    progress.stage(&format!(
+                        "uploading base image {} into pool {}",
+                        base.name, plan.pool
+                    ));
+                    pool::upload_file(
+                        &self.conn,
+                        &pool,
+                        &names.base(),
+                        &base.disk,
+                        &base.sha256,
+                        progress,
+                    )?;
+                    if let Some(boot) = &base.boot {
+                        pool::upload_file(
+                            &self.conn,
+                            &pool,
+                            &names.kernel(),
+                            &boot.kernel,
+                            &boot.kernel_sha256,
+                            progress,
+                        )?;
+                        pool::upload_file(
+                            &self.conn,
+                            &pool,
+                            &names.initrd(),
+                            &boot.initrd,
+                            &boot.initrd_sha256,
+                            progress,
+                        )?;
+                    }
+                }
+                Action::CreateNetworks => {
+                    progress.stage("creating the NAT management and isolated data networks");
+                    let hosts: Vec<network::Reservation> = plan
+                        .vms
+                        .iter()
+                        .map(|vm| network::Reservation {
+                            mac: vm.mgmt_mac.clone(),
+                            name: vm.name.clone(),
+                            ip: vm.mgmt_ip,
+                        })
+                        .collect();
+                    network::ensure(
+                        &self.conn,
+                        &names.mgmt_network(),
+                        &network::mgmt_xml(&names.mgmt_network(), &plan.nat_subnet, &hosts),
+                    )?;
+                    network::ensure(
+                        &self.conn,
+                        &names.data_network(),
+                        &network::data_xml(&names.data_network()),
+                    )?;
+                }
+                Action::CreateVm(index) => {
+                    let vm = plan.vm(*index).ok_or_else(|| {
+                        ProvisionError::Unexpected(format!("no VM {index} in plan"))
+                    })?;
+                    progress.stage(&format!("{}: overlay, seed, domain", vm.name));
+                    // A domain on an outdated base image is replaced, not patched.
+                    if let Some(old) = self.domain(&vm.domain)? {
+                        if old.is_active().unwrap_or(false) {
+                            old.destroy().map_err(|source| ProvisionError::Libvirt {
+                                what: format!("stop domain {} to replace it", vm.domain),
+                                source,
+                            })?;
+                        }
+                        old.undefine().map_err(|source| ProvisionError::Libvirt {
+                            what: format!("undefine domain {} to replace it", vm.domain),
+                            source,
+                        })?;
+                    }
+                    let base_path = path(&names.base());
+                    pool::create_overlay(
+                        &pool,
+                        &names.overlay(vm.index),
+                        plan.disk_bytes,
+                        &base_path,
+                        base.format,
+                    )?;
+                    let seed = make_seed(vm)?;
+                    pool::upload_bytes(&self.conn, &pool, &names.seed(vm.index), &seed)?;
+                    let spec = plan.domain_spec(vm, &dir, base.boot.is_some());
+                    Domain::define_xml(&self.conn, &domain::domain_xml(&spec)).map_err(
+                        |source| ProvisionError::Libvirt {
+                            what: format!("define domain {}", vm.domain),
+                            source,
+                        },
+                    )?;
+                }
+                Action::StartVm(index) => {
+                    let vm = plan.vm(*index).ok_or_else(|| {
+                        ProvisionError::Unexpected(format!("no VM {index} in plan"))
+                    })?;
+                    progress.stage(&format!("{}: starting", vm.name));
+                    let dom = self.domain(&vm.domain)?.ok_or_else(|| {
+                        ProvisionError::Unexpected(format!("domain {} vanished", vm.domain))
+                    })?;
+                    if !dom.is_active().unwrap_or(false) {
+                        dom.create().map_err(|source| ProvisionError::Libvirt {
+                            what: format!("start domain {}", vm.domain),
+                            source,
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Path of the pool directory, when the pool exists.
+    pub fn pool_dir(&self, pool_name: &str) -> Option<PathBuf> {
+        self.pool(pool_name)
+            .ok()
+            .flatten()
+            .and_then(|p| pool::target_path(&p).ok())
+    }
+}
+
+/// Where libvirt's QEMU driver writes a domain's QEMU log (for "KVM internal error").
+pub fn qemu_log_path(uri: &str, domain: &str) -> PathBuf {
+    if uri.contains("session") {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        home.join(".cache/libvirt/qemu/log")
+            .join(format!("{domain}.log"))
+    } else {
+        Path::new("/var/log/libvirt/qemu").join(format!("{domain}.log"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_prefixed_and_owned_exactly() {
+        let n = Names::new("a");
+        assert_eq!(n.domain(1), "dpdkhost-a-vm1");
+        assert_eq!(n.overlay(2), "dpdkhost-a-vm2.qcow2");
+        for v in [
+            n.overlay(1),
+            n.seed(3),
+            n.console_log(8),
+            n.base(),
+            n.kernel(),
+            n.initrd(),
+        ] {
+            assert!(n.owns_volume(&v), "{v}");
+        }
+        let other = Names::new("a-b");
+        assert!(
+            !n.owns_volume(&other.overlay(1)),
+            "env a must not claim env a-b's volumes"
+        );
+        assert!(!n.owns_volume(&other.base()));
+        assert!(!n.owns_volume("dpdkhost-a-vm.qcow2"));
+        assert!(!n.owns_volume("other.qcow2"));
+        assert_eq!(n.domain_index("dpdkhost-a-vm12"), Some(12));
+        assert_eq!(n.domain_index("dpdkhost-a-b-vm1"), None);
+        assert!(n.owns_network("dpdkhost-a-mgmt") && !n.owns_network("dpdkhost-a-b-mgmt"));
+    }
+
+    #[test]
+    fn find_and_teardown_on_the_test_driver() {
+        let lv = Libvirt::open("test:///default").unwrap();
+        assert!(lv.is_local());
+        // test:///default has a domain "test" that is not ours.
+        let before = lv.find("t", "dpdkhost").unwrap();
+        assert!(before.is_empty() && before.pool.is_none());
+        let spec = domain::tests::spec(Accel::Tcg, true);
+        let mut spec_b = spec.clone();
+        spec_b.name = "dpdkhost-t-vm2".into();
+        spec_b.meta.index = 2;
+        let mut foreign = spec.clone();
+        foreign.name = "dpdkhost-t-vm3".into();
+        foreign.meta.env = "other".into();
+        for s in [&spec, &spec_b, &foreign] {
+            Domain::define_xml(lv.conn(), &domain::domain_xml(s)).unwrap();
+        }
+        Domain::lookup_by_name(lv.conn(), "dpdkhost-t-vm1")
+            .unwrap()
+            .create()
+            .unwrap();
+        let p = pool::ensure(lv.conn(), "dpdkhost", Path::new("/pool")).unwrap();
+        for v in [
+            "dpdkhost-t-vm1.qcow2",
+            "dpdkhost-t-base.img",
+            "dpdkhost-u-vm1.qcow2",
+        ] {
+            virt::storage_vol::StorageVol::create_xml(
+                &p,
+                &pool::overlay_xml(v, 1 << 30, Path::new("/x"), crate::image::DiskFormat::Raw),
+                0,
+            )
+            .unwrap();
+        }
+        network::ensure(
+            lv.conn(),
+            "dpdkhost-t-data",
+            &network::data_xml("dpdkhost-t-data"),
+        )
+        .unwrap();
+
+        let found = lv.find("t", "dpdkhost").unwrap();
+        assert_eq!(
+            found
+                .domains
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>(),
+            ["dpdkhost-t-vm1", "dpdkhost-t-vm2"]
+        );
+        assert!(found.domain(1).unwrap().active);
+        assert_eq!(found.domain(1).unwrap().state, "running");
+        assert_eq!(found.domain(2).unwrap().state, "shut off");
+        assert_eq!(found.domain(1).unwrap().accel, Some(Accel::Tcg));
+        assert_eq!(
+            found.domain(1).unwrap().meta.ssh,
+            Some("127.0.0.1:40022".parse().unwrap())
+        );
+        assert_eq!(
+            found.volumes,
+            ["dpdkhost-t-base.img", "dpdkhost-t-vm1.qcow2"]
+        );
+        assert_eq!(found.networks, ["dpdkhost-t-data"]);
+
+        let removed = lv.teardown("t", "dpdkhost").unwrap();
+        assert!(
+            removed.contains(&"domain dpdkhost-t-vm1".to_string()),
+            "{removed:?}"
+        );
+        assert!(removed.contains(&"network dpdkhost-t-data".to_string()));
+        assert!(
+            !removed.iter().any(|r| r.starts_with("pool")),
+            "env u's volume keeps the pool"
+        );
+        let after = lv.find("t", "dpdkhost").unwrap();
+        assert!(after.is_empty(), "{after:?}");
+        assert!(
+            lv.domain("dpdkhost-t-vm3").unwrap().is_some(),
+            "another env's domain stays"
+        );
+        let removed_u = lv.teardown("u", "dpdkhost").unwrap();
+        assert_eq!(removed_u, ["volume dpdkhost-u-vm1.qcow2", "pool dpdkhost"]);
+        assert!(lv.pool("dpdkhost").unwrap().is_none());
+        // down twice is fine
+        assert!(lv.teardown("t", "dpdkhost").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,461 @@
+//! Saved runs: every `run pingpong` and `bench` is written under `results/` as
+//! `<timestamp>-<kind>.json` (parameters, environment, results), plus the latency
+//! percentile distribution (`.hgrm`) and an SVG chart a browser shows.
+
+pub mod chart;
+pub mod hgrm;
+pub mod udp_drops;
+
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Why a run could not be saved or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// A file could not be written or read.
+    #[error("cannot access {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A saved run is not valid JSON of this schema.
+    #[error("{path} is not a saved dpdkhost run")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The embedded histogram cannot be decoded.
+    #[error("the histogram in {path} cannot be decoded")]
+    Histogram {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: agent_proto::histogram::HistogramCodecError,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ResultsError + '_ {
+    move |source| ResultsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Where and on what a run was measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// The dpdkhost environment name.
+    pub env: String,
+    /// kvm or tcg, and why.
+    pub accel: String,
+    /// The host CPU model (from /proc/cpuinfo).
+    pub cpu_model: String,
+    /// The host kernel release.
+    pub host_kernel: String,
+    /// dpdkhost's version.
+    pub dpdkhost_version: String,
+    /// The agents' versions.
+    pub agent_version: String,
+    /// DPDK's version as the agent reports it.
+    pub dpdk_version: String,
+}
+
+impl Environment {
+    /// Reads what the host can tell about itself; agent fields are filled by the caller.
+    pub fn of_host(env: &str, accel: &str) -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            })
+            .unwrap_or_default();
+        let host_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|text| text.trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            env: env.to_owned(),
+            accel: accel.to_owned(),
+            cpu_model,
+            host_kernel,
+            dpdkhost_version: env!("CARGO_PKG_VERSION").to_owned(),
+            agent_version: String::new(),
+            dpdk_version: String::new(),
+        }
+    }
+}
+
+/// Round-trip time percentiles in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Smallest.
+    pub min_ns: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Largest.
+    pub max_ns: u64,
+    /// Mean.
+    pub mean_ns: f64,
+}
+
+impl Latency {
+    /// Percentiles of `histogram` (empty histogram: all zero).
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        Self {
+            min_ns: histogram.min(),
+            p50_ns: histogram.value_at_quantile(0.5),
+            p90_ns: histogram.value_at_quantile(0.9),
+            p99_ns: histogram.value_at_quantile(0.99),
+            p999_ns: histogram.value_at_quantile(0.999),
+            max_ns: histogram.max(),
+            mean_ns: histogram.mean(),
+        }
+    }
+}
+
+/// One latency distribution: the agent's, or a baseline's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PingPongSide {
+    /// What measured it: `agent` (DPDK) or `kernel` (UDP sockets).
+    pub method: String,
+    /// Packets sent.
+    pub sent: u64,
+    /// Replies received.
+    pub received: u64,
+    /// Packets that timed out.
+    pub lost: u64,
+    /// Replies received twice.
+    pub duplicates: u64,
+    /// Replies that came back out of order.
+    pub reordered: u64,
+    /// Frame size in bytes (without FCS).
+    pub size: u32,
+    /// Wall time of the run, ns.
+    pub elapsed_ns: u64,
+    /// The percentiles.
+    pub rtt: Latency,
+    /// The whole distribution, HdrHistogram V2, base64.
+    pub histogram_v2_base64: String,
+}
+
+impl PingPongSide {
+    /// Decodes the embedded histogram.
+    pub fn histogram(&self, path: &Path) -> Result<Histogram<u64>, ResultsError> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.histogram_v2_base64)
+            .map_err(|err| ResultsError::Parse {
+                path: path.to_owned(),
+                source: serde::de::Error::custom(err),
+            })?;
+        agent_proto::histogram::decode(&bytes).map_err(|source| ResultsError::Histogram {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// A ping-pong run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PingPongRun {
+    /// Initiating VM (1-based).
+    pub from: u32,
+    /// Reflecting VM (1-based).
+    pub to: u32,
+    /// The agent's measurement.
+    pub agent: PingPongSide,
+    /// The kernel-stack baseline on the same link, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<PingPongSide>,
+}
+
+/// One second of a bench direction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BenchSecond {
+    /// 1, 2, ...
+    pub second: u64,
+    /// Packets sent by the transmitter that second.
+    pub tx_pps: u64,
+    /// Test packets received by the receiver that second.
+    pub rx_pps: u64,
+}
+
+/// One direction of a bench: what the transmitter sent and where each lost packet went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchDirection {
+    /// What measured it: `agent` or `testpmd`.
+    pub method: String,
+    /// Transmitting VM.
+    pub from: u32,
+    /// Receiving VM.
+    pub to: u32,
+    /// Frame size in bytes (without FCS).
+    pub size: u32,
+    /// Transmit duration, ns.
+    pub duration_ns: u64,
+    /// Packets the transmitter's PMD accepted.
+    pub tx_packets: u64,
+    /// Test packets the receiver counted.
+    pub rx_packets: u64,
+    /// Packets refused by a full tx ring (never sent, not counted as loss).
+    pub tx_ring_full: u64,
+    /// Receiver: dropped by the NIC for lack of rx descriptors.
+    pub imissed: u64,
+    /// Receiver: dropped for lack of mbufs.
+    pub rx_nombuf: u64,
+    /// Receiver: frames with errors.
+    pub ierrors: u64,
+    /// Dropped on the link between the VMs: in user mode, the receiving QEMU's UDP
+    /// socket drops (`/proc/net/udp`), counted when the guest could not keep up.
+    pub link_drops: u64,
+    /// Sent, not received, and counted by no counter (still in flight at the end, or
+    /// lost where nothing counts).
+    pub unaccounted: u64,
+    /// Sender rate, packets per second.
+    pub tx_pps: f64,
+    /// Receiver rate, packets per second.
+    pub rx_pps: f64,
+    /// Receiver throughput, Gbit/s of frames (with FCS, preamble and gap excluded).
+    pub rx_gbps: f64,
+    /// Per-second rates.
+    pub per_second: Vec<BenchSecond>,
+}
+
+impl BenchDirection {
+    /// Packets lost: sent and not received.
+    pub fn lost(&self) -> u64 {
+        self.tx_packets.saturating_sub(self.rx_packets)
+    }
+
+    /// Lost packets that some counter explains.
+    pub fn counted_drops(&self) -> u64 {
+        self.imissed + self.rx_nombuf + self.ierrors + self.link_drops
+    }
+
+    /// Fills [`Self::unaccounted`] from the other counters.
+    pub fn account(&mut self) {
+        self.unaccounted = self.lost().saturating_sub(self.counted_drops());
+    }
+}
+
+/// A bench run: one direction (uni) or two (bi), and the baseline's when asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchRun {
+    /// `uni` or `bi`.
+    pub direction: String,
+    /// The agent's directions.
+    pub agent: Vec<BenchDirection>,
+    /// dpdk-testpmd on the same VMs and link, when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<BenchDirection>,
+}
+
+/// What a saved run holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunResult {
+    /// `dpdkhost run pingpong`.
+    Pingpong(PingPongRun),
+    /// `dpdkhost bench --pps`.
+    Bench(BenchRun),
+}
+
+/// A saved run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// The command's parameters as given.
+    pub parameters: serde_json::Value,
+    /// Where it ran.
+    pub environment: Environment,
+    /// The results.
+    pub result: RunResult,
+}
+
+/// The files a saved run consists of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SavedRun {
+    /// The JSON record.
+    pub json: PathBuf,
+    /// Latency percentile distribution(s), for ping-pong runs.
+    pub hgrm: Vec<PathBuf>,
+    /// The chart.
+    pub svg: PathBuf,
+}
+
+impl RunRecord {
+    /// A short name: `20261127T184500Z-pingpong`.
+    pub fn stem(&self) -> String {
+        let kind = match &self.result {
+            RunResult::Pingpong(_) => "pingpong",
+            RunResult::Bench(_) => "bench",
+        };
+        let stamp: String = self
+            .started_at
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        format!("{stamp}-{kind}")
+    }
+
+    /// Writes the run into `dir` (created when missing).
+    pub fn save(&self, dir: &Path) -> Result<SavedRun, ResultsError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let stem = self.stem();
+        let json = dir.join(format!("{stem}.json"));
+        let text = serde_json::to_string_pretty(self).expect("RunRecord serializes");
+        std::fs::write(&json, text + "\n").map_err(io_err(&json))?;
+        let mut hgrm = Vec::new();
+        if let RunResult::Pingpong(run) = &self.result {
+            for side in std::iter::once(&run.agent).chain(run.baseline.as_ref()) {
+                let path = dir.join(format!("{stem}-{}.hgrm", side.method));
+                let histogram = side.histogram(&json)?;
+                std::fs::write(&path, hgrm::percentile_distribution(&histogram, 1000.0))
+                    .map_err(io_err(&path))?;
+                hgrm.push(path);
+            }
+        }
+        let svg = dir.join(format!("{stem}.svg"));
+        std::fs::write(&svg, chart::for_runs(&[(stem.clone(), self)], &json)?)
+            .map_err(io_err(&svg))?;
+        Ok(SavedRun { json, hgrm, svg })
+    }
+
+    /// Reads a run saved by [`RunRecord::save`].
+    pub fn load(path: &Path) -> Result<Self, ResultsError> {
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        serde_json::from_str(&text).map_err(|source| ResultsError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Encodes a histogram for [`PingPongSide::histogram_v2_base64`].
+pub fn histogram_base64(histogram: &Histogram<u64>) -> String {
+    use base64::Engine;
+    let bytes = agent_proto::histogram::encode(histogram).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample_pingpong() -> RunRecord {
+        let mut histogram = Histogram::<u64>::new(3).unwrap();
+        for i in 0..1000u64 {
+            histogram.record(20_000 + i * 37).unwrap();
+        }
+        histogram.record(900_000).unwrap();
+        let side = PingPongSide {
+            method: "agent".into(),
+            sent: 1001,
+            received: 1001,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            size: 64,
+            elapsed_ns: 2_000_000_000,
+            rtt: Latency::of(&histogram),
+            histogram_v2_base64: histogram_base64(&histogram),
+        };
+        RunRecord {
+            started_at: "2026-11-27T18:45:00Z".into(),
+            parameters: serde_json::json!({"count": 1001}),
+            environment: Environment::of_host("test", "tcg"),
+            result: RunResult::Pingpong(PingPongRun {
+                from: 1,
+                to: 2,
+                agent: side,
+                baseline: None,
+            }),
+        }
+    }
+
+    pub(crate) fn sample_bench() -> RunRecord {
+        let direction = BenchDirection {
+            method: "agent".into(),
+            from: 1,
+            to: 2,
+            size: 64,
+            duration_ns: 3_000_000_000,
+            tx_packets: 900_000,
+            rx_packets: 600_000,
+            tx_ring_full: 10,
+            imissed: 100_000,
+            rx_nombuf: 0,
+            ierrors: 0,
+            link_drops: 200_000,
+            unaccounted: 0,
+            tx_pps: 300_000.0,
+            rx_pps: 200_000.0,
+            rx_gbps: 0.1,
+            per_second: (1..=3)
+                .map(|second| BenchSecond {
+                    second,
+                    tx_pps: 300_000,
+                    rx_pps: 190_000 + second * 5000,
+                })
+                .collect(),
+        };
+        RunRecord {
+            started_at: "2026-11-27T18:46:00Z".into(),
+            parameters: serde_json::json!({"duration": "3s"}),
+            environment: Environment::of_host("test", "tcg"),
+            result: RunResult::Bench(BenchRun {
+                direction: "uni".into(),
+                agent: vec![direction],
+                baseline: Vec::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn saved_run_reads_back_with_its_hgrm_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = sample_pingpong();
+        let saved = record.save(dir.path()).unwrap();
+        assert_eq!(RunRecord::load(&saved.json).unwrap(), record);
+        assert_eq!(saved.hgrm.len(), 1);
+        let hgrm = std::fs::read_to_string(&saved.hgrm[0]).unwrap();
+        assert!(hgrm.contains("Total count    =         1001]"), "{hgrm}");
+        assert!(std::fs::read_to_string(&saved.svg)
+            .unwrap()
+            .starts_with("<svg"));
+    }
+
+    #[test]
+    fn bench_loss_is_accounted_only_when_counters_add_up() {
+        let RunResult::Bench(run) = sample_bench().result else {
+            unreachable!()
+        };
+        let mut direction = run.agent[0].clone();
+        direction.account();
+        assert_eq!(direction.unaccounted, 0);
+        direction.link_drops -= 7;
+        direction.account();
+        assert_eq!(direction.unaccounted, 7);
+    }
+}

@@ -1,0 +1,444 @@
+//! The NoCloud seed disk (FAT, label CIDATA), made in memory: meta-data, user-data
+//! (cloud-config as JSON), network-config, plus the agent binary, its sha256, its
+//! configuration, TLS material and systemd unit as extra files that a `bootcmd` copies
+//! into place (large files never go through user-data: cloud-init parses it many times).
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read, Write};
+use std::net::Ipv4Addr;
+
+use agent_proto::config::AgentConfig;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::keys::SshKeyPair;
+
+/// The FAT volume label cloud-init looks for.
+pub const LABEL: &[u8; 11] = b"CIDATA     ";
+
+/// Where the agent binary is installed in the guest.
+pub const AGENT_PATH: &str = "/usr/local/bin/dpdk-agent";
+
+/// The systemd unit that runs the agent, as early in boot as local filesystems allow.
+pub const AGENT_UNIT: &str = "[Unit]
+Description=dpdkhost guest agent (DPDK data port, gRPC on the management NIC)
+DefaultDependencies=no
+After=local-fs.target systemd-modules-load.service
+Conflicts=shutdown.target
+Before=shutdown.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+ExecStart=/usr/local/bin/dpdk-agent serve
+Restart=on-failure
+RestartSec=1
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// Why a seed could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    /// The FAT image could not be written (too small, I/O in memory).
+    #[error("writing {file} into the FAT seed image")]
+    Fat {
+        /// The file being written.
+        file: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The management NIC's configuration inside the guest (static, so no DHCP wait).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MgmtNetwork {
+    /// The NIC's MAC.
+    pub mac: String,
+    /// The interface name to give it.
+    pub name: String,
+    /// Its address.
+    pub address: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Default gateway.
+    pub gateway: Ipv4Addr,
+    /// DNS servers.
+    pub dns: Vec<Ipv4Addr>,
+}
+
+/// Everything one VM's seed carries.
+#[derive(Debug, Clone)]
+pub struct SeedSpec {
+    /// Unique per seed: cloud-init runs its per-instance modules once per id.
+    pub instance_id: String,
+    /// Hostname (`vm1`).
+    pub hostname: String,
+    /// The sudo user.
+    pub user: String,
+    /// The user's authorized SSH key.
+    pub authorized_key: String,
+    /// Pre-generated SSH host key (pinned by the host).
+    pub host_key: SshKeyPair,
+    /// 2 MiB hugepages to reserve (also on the kernel command line for built images).
+    pub hugepages: u32,
+    /// Management NIC.
+    pub network: MgmtNetwork,
+    /// Grow the root partition (cloud images with a partition table).
+    pub grow_partition: bool,
+    /// The dpdk-agent executable.
+    pub agent_binary: Vec<u8>,
+    /// /etc/dpdk-agent/agent.toml.
+    pub agent_config: AgentConfig,
+    /// The environment's CA certificate.
+    pub ca_pem: String,
+    /// The agent's server certificate.
+    pub cert_pem: String,
+    /// The agent's private key.
+    pub key_pem: String,
+}
+
+/// The bootcmd script: copy and verify the agent from the seed, install its files and
+/// unit, start it without waiting (a blocking start from bootcmd hangs cloud-init).
+fn bootcmd_script(hugepages: u32) -> String {
+    format!(
+        r#"set -eu
+seed=/run/dpdkhost-seed
+mkdir -p "$seed" /etc/dpdk-agent
+dev=$(blkid -t LABEL=CIDATA -o device | head -n1)
+[ -n "$dev" ] || dev=$(blkid -t LABEL=cidata -o device | head -n1)
+mountpoint -q "$seed" || mount -o ro "$dev" "$seed"
+cp "$seed/dpdk-agent" {agent}.new
+want=$(cut -d' ' -f1 "$seed/dpdk-agent.sha256")
+have=$(sha256sum {agent}.new | cut -d' ' -f1)
+if [ "$want" != "$have" ]; then echo "dpdkhost: dpdk-agent sha256 $have, expected $want" >&2; umount "$seed"; exit 1; fi
+chmod 0755 {agent}.new
+mv {agent}.new {agent}
+install -m 0644 "$seed/agent.toml" "$seed/ca.pem" "$seed/agent.pem" /etc/dpdk-agent/
+install -m 0600 "$seed/agent.key" /etc/dpdk-agent/
+install -m 0644 "$seed/dpdk-agent.service" /etc/systemd/system/dpdk-agent.service
+umount "$seed"
+[ "$(cat /proc/sys/vm/nr_hugepages)" -ge {hugepages} ] || echo {hugepages} > /proc/sys/vm/nr_hugepages
+systemctl enable --no-reload dpdk-agent.service
+systemctl --no-block start dpdk-agent.service
+echo "dpdkhost: dpdk-agent installed ($have) and started"
+"#,
+        agent = AGENT_PATH
+    )
+}
+
+/// `user-data`: `#cloud-config` followed by JSON (valid YAML, no YAML writer needed).
+pub fn user_data(spec: &SeedSpec) -> String {
+    let mut init_modules = vec![
+        "bootcmd",
+        "set_hostname",
+        "update_hostname",
+        "update_etc_hosts",
+        "users-groups",
+        "ssh",
+    ];
+    if spec.grow_partition {
+        init_modules.push("growpart");
+    }
+    init_modules.push("resizefs");
+    let doc = json!({
+        "hostname": spec.hostname,
+        "manage_etc_hosts": true,
+        "locale": "C.utf8",
+        "users": [{
+            "name": spec.user,
+            "gecos": "dpdkhost",
+            "shell": "/bin/bash",
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            "lock_passwd": true,
+            "ssh_authorized_keys": [spec.authorized_key],
+        }],
+        "disable_root": true,
+        "ssh_pwauth": false,
+        "ssh_deletekeys": true,
+        "ssh_genkeytypes": ["ed25519"],
+        "ssh_keys": {
+            "ed25519_private": spec.host_key.private,
+            "ed25519_public": spec.host_key.public,
+        },
+        "resize_rootfs": "noblock",
+        "bootcmd": [bootcmd_script(spec.hugepages)],
+        "cloud_init_modules": init_modules,
+        "cloud_config_modules": [],
+        "cloud_final_modules": ["scripts-user", "final-message"],
+        "final_message": "dpdkhost: cloud-init finished after $UPTIME s",
+    });
+    format!(
+        "#cloud-config\n{}\n",
+        serde_json::to_string_pretty(&doc).expect("json")
+    )
+}
+
+/// `meta-data`.
+pub fn meta_data(spec: &SeedSpec) -> String {
+    let doc = json!({"instance-id": spec.instance_id, "local-hostname": spec.hostname});
+    format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"))
+}
+
+/// `network-config` (version 1): the management NIC only, static; the data NIC stays
+/// unconfigured for the agent to bind.
+pub fn network_config(net: &MgmtNetwork) -> String {
+    let doc = json!({
+        "version": 1,
+        "config": [{
+            "type": "physical",
+            "name": net.name,
+            "mac_address": net.mac,
+            "subnets": [{
+                "type": "static",
+                "address": format!("{}/{}", net.address, net.prefix),
+                "gateway": net.gateway.to_string(),
+                "dns_nameservers": net.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            }],
+        }],
+    });
+    format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"))
+}
+
+/// Every file of the seed, by name.
+pub fn files(spec: &SeedSpec) -> BTreeMap<String, Vec<u8>> {
+    let sha = hex::encode(Sha256::digest(&spec.agent_binary));
+    let mut files = BTreeMap::new();
+    files.insert("meta-data".to_owned(), meta_data(spec).into_bytes());
+    files.insert("user-data".to_owned(), user_data(spec).into_bytes());
+    files.insert(
+        "network-config".to_owned(),
+        network_config(&spec.network).into_bytes(),
+    );
+    files.insert("dpdk-agent".to_owned(), spec.agent_binary.clone());
+    files.insert(
+        "dpdk-agent.sha256".to_owned(),
+        format!("{sha}  dpdk-agent\n").into_bytes(),
+    );
+    files.insert(
+        "agent.toml".to_owned(),
+        spec.agent_config.to_toml().into_bytes(),
+    );
+    files.insert("ca.pem".to_owned(), spec.ca_pem.clone().into_bytes());
+    files.insert("agent.pem".to_owned(), spec.cert_pem.clone().into_bytes());
+    files.insert("agent.key".to_owned(), spec.key_pem.clone().into_bytes());
+    files.insert(
+        "dpdk-agent.service".to_owned(),
+        AGENT_UNIT.as_bytes().to_vec(),
+    );
+    files
+}
+
+/// The seed disk image: a FAT volume labelled CIDATA holding `files`.
+pub fn build(spec: &SeedSpec) -> Result<Vec<u8>, SeedError> {
+    fat_image(&files(spec))
+}
+
+/// A FAT image labelled CIDATA with `files` in its root directory.
+pub fn fat_image(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, SeedError> {
+    let payload: u64 = files
+        .values()
+        .map(|f| (f.len() as u64).div_ceil(4096) * 4096)
+        .sum();
+    // Room for FAT tables and directory entries; whole MiB.
+    let size = (payload + payload / 8 + (4 << 20)).div_ceil(1 << 20) * (1 << 20);
+    let fat = |file: &str| {
+        let file = file.to_owned();
+        move |source| SeedError::Fat { file, source }
+    };
+    let mut disk = Cursor::new(vec![
+        0u8;
+        usize::try_from(size).expect("seed fits in memory")
+    ]);
+    fatfs::format_volume(
+        &mut disk,
+        fatfs::FormatVolumeOptions::new().volume_label(*LABEL),
+    )
+    .map_err(fat("(format)"))?;
+    {
+        let fs =
+            fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new()).map_err(fat("(mount)"))?;
+        let root = fs.root_dir();
+        for (name, data) in files {
+            let mut f = root.create_file(name).map_err(fat(name))?;
+            f.truncate().map_err(fat(name))?;
+            f.write_all(data).map_err(fat(name))?;
+            f.flush().map_err(fat(name))?;
+        }
+        drop(root);
+        fs.unmount().map_err(fat("(unmount)"))?;
+    }
+    Ok(disk.into_inner())
+}
+
+/// Reads a FAT seed image back: its volume label and every root file.
+pub fn read_back(image: &[u8]) -> std::io::Result<(String, BTreeMap<String, Vec<u8>>)> {
+    let mut disk = Cursor::new(image.to_vec());
+    let fs = fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new())?;
+    let label = fs.volume_label();
+    let mut files = BTreeMap::new();
+    for entry in fs.root_dir().iter() {
+        let entry = entry?;
+        if entry.is_file() {
+            let mut data = Vec::new();
+            entry.to_file().read_to_end(&mut data)?;
+            files.insert(entry.file_name(), data);
+        }
+    }
+    Ok((label.trim_end().to_owned(), files))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use agent_proto::config::{BindDriver, TlsPaths};
+
+    pub(crate) fn spec() -> SeedSpec {
+        SeedSpec {
+            instance_id: "dpdkhost-t-vm1-0123abcd".into(),
+            hostname: "vm1".into(),
+            user: "dpdk".into(),
+            authorized_key: "ssh-ed25519 AAAAuser dpdkhost-t".into(),
+            host_key: SshKeyPair {
+                private:
+                    "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
+                        .into(),
+                public: "ssh-ed25519 AAAAhost root@vm1".into(),
+            },
+            hugepages: 64,
+            network: MgmtNetwork {
+                mac: "52:54:00:0a:01:01".into(),
+                name: "ens16".into(),
+                address: Ipv4Addr::new(10, 0, 2, 15),
+                prefix: 24,
+                gateway: Ipv4Addr::new(10, 0, 2, 2),
+                dns: vec![Ipv4Addr::new(10, 0, 2, 3)],
+            },
+            grow_partition: false,
+            agent_binary: (0..3_000_000u32).map(|i| (i % 251) as u8).collect(),
+            agent_config: AgentConfig {
+                listen: "10.0.2.15:50051".parse().unwrap(),
+                data_mac: "52:54:00:0a:01:02".into(),
+                data_ip: "10.0.1.4/24".into(),
+                peer_ip: Some(Ipv4Addr::new(10, 0, 1, 6)),
+                eal_args: vec![],
+                bind_driver: BindDriver::Auto,
+                tls: Some(TlsPaths {
+                    ca: "/etc/dpdk-agent/ca.pem".into(),
+                    cert: "/etc/dpdk-agent/agent.pem".into(),
+                    key: "/etc/dpdk-agent/agent.key".into(),
+                }),
+            },
+            ca_pem: "CA PEM".into(),
+            cert_pem: "CERT PEM".into(),
+            key_pem: "KEY PEM".into(),
+        }
+    }
+
+    #[test]
+    fn seed_image_reads_back_file_by_file() {
+        let s = spec();
+        let image = build(&s).unwrap();
+        assert_eq!(image.len() % (1 << 20), 0);
+        let (label, files) = read_back(&image).unwrap();
+        assert_eq!(label, "CIDATA");
+        assert_eq!(files, super::files(&s));
+        assert_eq!(
+            files.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "agent.key",
+                "agent.pem",
+                "agent.toml",
+                "ca.pem",
+                "dpdk-agent",
+                "dpdk-agent.service",
+                "dpdk-agent.sha256",
+                "meta-data",
+                "network-config",
+                "user-data"
+            ]
+        );
+        assert_eq!(
+            files["dpdk-agent"], s.agent_binary,
+            "the binary survives byte for byte"
+        );
+        let sha = String::from_utf8(files["dpdk-agent.sha256"].clone()).unwrap();
+        assert_eq!(
+            sha.split_whitespace().next().unwrap(),
+            hex::encode(Sha256::digest(&s.agent_binary))
+        );
+        let toml = String::from_utf8(files["agent.toml"].clone()).unwrap();
+        let back: AgentConfig = toml::from_str(&toml).unwrap();
+        assert_eq!(back, s.agent_config);
+        assert_eq!(files["agent.key"], b"KEY PEM");
+    }
+
+    #[test]
+    fn user_data_is_cloud_config_json_with_pinned_keys_and_no_binary() {
+        let s = spec();
+        let text = user_data(&s);
+        let body = text
+            .strip_prefix("#cloud-config\n")
+            .expect("cloud-config header");
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(doc["hostname"], "vm1");
+        assert_eq!(doc["manage_etc_hosts"], true);
+        assert_eq!(doc["locale"], "C.utf8");
+        assert_eq!(
+            doc["ssh_genkeytypes"],
+            json!(["ed25519"]),
+            "schema: non-empty; the pinned key exists so nothing is generated"
+        );
+        assert_eq!(
+            doc["ssh_keys"]["ed25519_public"],
+            "ssh-ed25519 AAAAhost root@vm1"
+        );
+        assert_eq!(doc["users"][0]["name"], "dpdk");
+        assert_eq!(doc["users"][0]["sudo"], "ALL=(ALL) NOPASSWD:ALL");
+        assert_eq!(
+            doc["users"][0]["ssh_authorized_keys"][0],
+            "ssh-ed25519 AAAAuser dpdkhost-t"
+        );
+        assert_eq!(doc["cloud_config_modules"], json!([]));
+        let boot = doc["bootcmd"][0].as_str().unwrap();
+        assert!(boot.contains("systemctl --no-block start dpdk-agent.service"));
+        assert!(boot.contains("systemctl enable --no-reload dpdk-agent.service"));
+        assert!(boot.contains("sha256sum"));
+        assert!(boot.contains("-ge 64 ]"));
+        assert!(
+            text.len() < 16 * 1024,
+            "user-data stays small: the binary travels as a file"
+        );
+    }
+
+    #[test]
+    fn meta_and_network_config() {
+        let s = spec();
+        let meta: serde_json::Value = serde_json::from_str(&meta_data(&s)).unwrap();
+        assert_eq!(meta["instance-id"], "dpdkhost-t-vm1-0123abcd");
+        assert_eq!(meta["local-hostname"], "vm1");
+        let net: serde_json::Value = serde_json::from_str(&network_config(&s.network)).unwrap();
+        assert_eq!(net["version"], 1);
+        assert_eq!(
+            net["config"].as_array().unwrap().len(),
+            1,
+            "only the management NIC"
+        );
+        assert_eq!(net["config"][0]["mac_address"], "52:54:00:0a:01:01");
+        assert_eq!(net["config"][0]["subnets"][0]["address"], "10.0.2.15/24");
+        assert_eq!(net["config"][0]["subnets"][0]["gateway"], "10.0.2.2");
+    }
+
+    #[test]
+    fn unit_starts_early_and_logs_to_the_console() {
+        assert!(AGENT_UNIT.contains("DefaultDependencies=no"));
+        assert!(AGENT_UNIT.contains("After=local-fs.target"));
+        assert!(AGENT_UNIT.contains("ExecStart=/usr/local/bin/dpdk-agent serve"));
+        assert!(AGENT_UNIT.contains("Restart=on-failure"));
+        assert!(AGENT_UNIT.contains("StandardOutput=journal+console"));
+    }
+}

@@ -1,0 +1,123 @@
+//! The CLI as a user meets it, without a real lab: init, configuration errors, plan and
+//! down against libvirt's test:///default driver, and clear errors before `up`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn dpdkhost(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dpdkhost"))
+        .args(args)
+        .current_dir(dir)
+        .env("DPDKHOST_STATE_DIR", dir.join("state"))
+        .env("DPDKHOST_CACHE_DIR", dir.join("cache"))
+        .env_remove("DPDKHOST_ENV")
+        .env_remove("DPDKHOST_CONFIG")
+        .output()
+        .expect("run dpdkhost")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn init_writes_a_commented_default_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dpdkhost(dir.path(), &["init"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let written = std::fs::read_to_string(dir.path().join("dpdkhost.toml")).unwrap();
+    assert!(written.contains("# vm_count = 2"));
+    let again = dpdkhost(dir.path(), &["init"]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("--force"), "{}", text(&again));
+    assert!(dpdkhost(dir.path(), &["init", "--force"]).status.success());
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dpdkhost.toml"), "vm_count = 12\n").unwrap();
+    let o = dpdkhost(dir.path(), &["plan"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("vm_count") && t.contains("1..=8") && t.contains("12"),
+        "{t}"
+    );
+
+    std::fs::write(dir.path().join("dpdkhost.toml"), "memroy_mb = 2048\n").unwrap();
+    let t = text(&dpdkhost(dir.path(), &["plan"]));
+    assert!(t.contains("memroy_mb"), "{t}");
+
+    let t = text(&dpdkhost(dir.path(), &["--env", "Bad/Name", "status"]));
+    assert!(t.contains("--env"), "{t}");
+}
+
+#[test]
+fn plan_and_down_against_the_test_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dpdkhost.toml"),
+        "libvirt_uri = \"test:///default\"\nvm_count = 3\naccel = \"tcg\"\n",
+    )
+    .unwrap();
+    let o = dpdkhost(dir.path(), &["--env", "cli", "plan", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let actions = v["plan"]["actions"].as_array().unwrap();
+    assert_eq!(actions[0]["action"], "create_pool");
+    assert_eq!(actions[1]["action"], "upload_image");
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a["action"] == "create_vm")
+            .count(),
+        3
+    );
+    assert_eq!(v["plan"]["accel"], "tcg");
+    assert_eq!(v["plan"]["vms"][1]["data_ip"], "10.0.1.6");
+    assert_eq!(v["plan"]["vms"][0]["domain"], "dpdkhost-cli-vm1");
+    assert_eq!(v["image_cached"], false);
+
+    let o = dpdkhost(dir.path(), &["--env", "cli", "down", "-y"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("nothing to remove"), "{}", text(&o));
+}
+
+#[test]
+fn commands_that_need_a_lab_say_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in [
+        &["status"][..],
+        &["ssh", "1"],
+        &["outputs", "--json"],
+        &["inventory", "--list"],
+    ] {
+        let o = dpdkhost(dir.path(), cmd);
+        assert!(!o.status.success(), "{cmd:?}");
+        assert!(
+            text(&o).contains("dpdkhost --env default up"),
+            "{cmd:?}: {}",
+            text(&o)
+        );
+    }
+}
+
+#[test]
+fn up_without_the_agent_names_the_build_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dpdkhost(
+        dir.path(),
+        &["up", "-y", "--agent", "/nonexistent/dpdk-agent"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("cargo build --release -p dpdk-agent"),
+        "{}",
+        text(&o)
+    );
+}
