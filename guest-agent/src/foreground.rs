@@ -1,5 +1,6 @@
 //! Runs the selftest or one workload in the foreground and prints the outcome.
 
+use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use dpdk_agent::workload::{
     self, BenchLive, BenchMode, BenchParams, PingPongLive, PingPongParams, ReflectLive, StopSignal,
 };
 
-use crate::cli::{BenchArgs, Cli, ModeArg, PingPongArgs, PortArgs, ReflectArgs};
+use crate::cli::{BenchArgs, Cli, IpPrefix, ModeArg, PingPongArgs, PortArgs, ReflectArgs};
 
 /// How long a foreground workload waits for the link before it starts.
 const LINK_WAIT: Duration = Duration::from_secs(10);
@@ -48,9 +49,18 @@ pub fn selftest(cli: &Cli) -> Result<ExitCode> {
                 args
             }
         };
-        let ip = cli
-            .ip
-            .context("--ip ADDRESS/PREFIX is required without --loopback")?;
+        // Without an address the port checks cannot run; the system checks and EAL
+        // still can, and the report then says what is missing.
+        let (device, ip) = match (device, cli.ip) {
+            (Some(device), Some(ip)) => (Some(device), ip),
+            (_, ip) => (
+                None,
+                ip.unwrap_or(IpPrefix {
+                    ip: Ipv4Addr::UNSPECIFIED,
+                    prefix_len: 0,
+                }),
+            ),
+        };
         StandaloneSelftest {
             check_hugepages: !eal_args.iter().any(|arg| arg == "--no-huge"),
             eal_args,

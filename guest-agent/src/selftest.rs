@@ -357,7 +357,7 @@ impl StandaloneSelftest {
         let Some(device) = self.device.clone() else {
             report.checks.push(Check::fail(
                 "data port",
-                "no data device given (--device BDF or name, --ip ADDRESS/PREFIX)",
+                "no data device given (pass --device BDF or name and --ip ADDRESS/PREFIX)",
             ));
             return report;
         };
