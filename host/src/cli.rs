@@ -1,6 +1,7 @@
 //! Command-line definitions (clap). No logic here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -57,6 +58,108 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Check this machine: libvirtd, pool, KVM, hugepages, image, disk space.
     Doctor,
+    /// Run a workload between two VMs.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// Packet rate between two VMs over the DPDK link, loss accounted on both sides.
+    Bench(BenchArgs),
+    /// Every agent's selftest, the test packet through its peer's reflector.
+    Selftest,
+    /// Overlay saved runs (results/*.json) in one SVG chart.
+    Report(ReportArgs),
+}
+
+/// `run ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// Round-trip latency percentiles between two VMs over the DPDK link.
+    Pingpong(PingPongArgs),
+}
+
+/// `run pingpong`.
+#[derive(Debug, Args)]
+pub struct PingPongArgs {
+    /// The initiating VM (index or name).
+    #[arg(long, default_value = "1")]
+    pub from: String,
+    /// The reflecting VM (index or name).
+    #[arg(long, default_value = "2")]
+    pub to: String,
+    /// Packets to send (1..=100000000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub count: u64,
+    /// Frame size in bytes without FCS, as testpmd counts it (64..=1514).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(64..=1514))]
+    pub size: u32,
+    /// Gap between sends (e.g. 1ms, 100us); without it, back-to-back within --window.
+    #[arg(long, value_parser = crate::units::parse_duration, conflicts_with = "window")]
+    pub interval: Option<Duration>,
+    /// Packets in flight when sending back-to-back (1..=1024; default 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub window: Option<u32>,
+    /// Per-packet timeout: a reply later than this counts as lost.
+    #[arg(long, default_value = "1s", value_parser = crate::units::parse_duration)]
+    pub timeout: Duration,
+    /// Directory the run is saved in.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+/// One way or both ways at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDirectionArg {
+    /// --from transmits, --to receives.
+    Uni,
+    /// Both transmit and receive at once.
+    Bi,
+}
+
+/// `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Measure packets per second (the only bench so far; required so scripts say what they mean).
+    #[arg(long, required = true)]
+    pub pps: bool,
+    /// Frame size in bytes without FCS, as testpmd counts it (64..=1514).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(64..=1514))]
+    pub size: u32,
+    /// How long to transmit (1s..=1h).
+    #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
+    pub duration: Duration,
+    /// Target rate per transmitter in packets per second (1..=100000000); default: as fast as possible.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub rate: Option<u64>,
+    /// uni: --from sends to --to; bi: both ways at once.
+    #[arg(long, value_enum, default_value = "uni")]
+    pub direction: BenchDirectionArg,
+    /// The transmitting VM (index or name).
+    #[arg(long, default_value = "1")]
+    pub from: String,
+    /// The receiving VM (index or name).
+    #[arg(long, default_value = "2")]
+    pub to: String,
+    /// Directory the run is saved in.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+fn parse_bench_duration(text: &str) -> Result<Duration, String> {
+    let duration = crate::units::parse_duration(text)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&duration) {
+        return Err(format!("must be 1s..=1h, got {duration:?}"));
+    }
+    Ok(duration)
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Saved runs (results/*.json).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Where to write the chart.
+    #[arg(long, short, default_value = "report.svg")]
+    pub output: PathBuf,
 }
 
 /// `init`.

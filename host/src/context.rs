@@ -60,6 +60,8 @@ pub struct AgentEndpoint {
     pub peer_ip: Option<Ipv4Addr>,
     /// Mutual TLS with the environment's CA and the host's client certificate.
     pub security: Security,
+    /// user mode: the VM's end of the UDP data link on 127.0.0.1 (its drops are link loss).
+    pub udp_local: Option<u16>,
 }
 
 /// Everything a command needs to know about where it runs.
@@ -143,6 +145,7 @@ impl Context {
                     data_prefix,
                     peer_ip: vm.peer_ip,
                     security: keys::client_security(&self.paths, &vm.name)?,
+                    udp_local: vm.udp_local,
                 })
             })
             .collect()

@@ -62,13 +62,14 @@ pub struct Agent {
 impl Agent {
     /// Connects within a few seconds or says which VM did not answer.
     pub async fn connect(endpoint: &AgentEndpoint) -> Result<Agent, DriveError> {
-        let client = AgentClient::connect(endpoint.addr, &endpoint.security, Duration::from_secs(5))
-            .await
-            .map_err(|source| DriveError::Connect {
-                vm: endpoint.name.clone(),
-                addr: endpoint.addr,
-                source,
-            })?;
+        let client =
+            AgentClient::connect(endpoint.addr, &endpoint.security, Duration::from_secs(5))
+                .await
+                .map_err(|source| DriveError::Connect {
+                    vm: endpoint.name.clone(),
+                    addr: endpoint.addr,
+                    source,
+                })?;
         Ok(Agent {
             endpoint: endpoint.clone(),
             client,
@@ -137,7 +138,11 @@ pub async fn pingpong(
             }
         }
     };
-    let stopped = to.client.stop_reflect().await.map_err(to.fail("StopReflect"));
+    let stopped = to
+        .client
+        .stop_reflect()
+        .await
+        .map_err(to.fail("StopReflect"));
     let result = outcome?;
     stopped?;
     pingpong_side("agent", &result, &from.endpoint.name)
@@ -232,7 +237,7 @@ pub async fn bench(
             (tx_request(b.endpoint.data_ip, v1::BenchMode::Tx), rx)
         };
         // The receiver starts first so the transmitter's first packets are counted.
-        let mut b_client = b.client.clone();
+        let b_client = b.client.clone();
         let b_started = b_client.raw().bench(b_request).await;
         let mut b_stream = b_started
             .map_err(|status| DriveError::Agent {
@@ -251,7 +256,9 @@ pub async fn bench(
         let progress = std::sync::Mutex::new(&mut on_progress);
         let a_run = async {
             a_client
-                .bench(a_request, |p| (progress.lock().expect("progress"))(&a_name, p))
+                .bench(a_request, |p| {
+                    (progress.lock().expect("progress"))(&a_name, p)
+                })
                 .await
                 .map_err(|source| DriveError::Agent {
                     vm: a_name.clone(),
@@ -329,11 +336,8 @@ fn direction(
     let rx_counters = rx.counters.unwrap_or_default();
     let rx_port = rx.port.unwrap_or_default();
     let seconds = (tx_counters.elapsed_ns.max(1)) as f64 / 1e9;
-    let rx_by_second: std::collections::BTreeMap<u64, u64> = rx
-        .per_second
-        .iter()
-        .map(|s| (s.second, s.rx_pps))
-        .collect();
+    let rx_by_second: std::collections::BTreeMap<u64, u64> =
+        rx.per_second.iter().map(|s| (s.second, s.rx_pps)).collect();
     let per_second = tx
         .per_second
         .iter()
@@ -374,11 +378,8 @@ pub async fn selftest_all(
     let mut replies = Vec::new();
     for index in 0..agents.len() {
         let peer_ip = agents[index].endpoint.peer_ip;
-        let peer_index = peer_ip.and_then(|ip| {
-            agents
-                .iter()
-                .position(|other| other.endpoint.data_ip == ip)
-        });
+        let peer_index =
+            peer_ip.and_then(|ip| agents.iter().position(|other| other.endpoint.data_ip == ip));
         if let Some(peer) = peer_index {
             let peer_agent = &mut agents[peer];
             peer_agent
@@ -392,7 +393,11 @@ pub async fn selftest_all(
             peer_ip: peer_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             timeout_ns: 0,
         };
-        let reply = agent.client.selftest(request).await.map_err(agent.fail("Selftest"));
+        let reply = agent
+            .client
+            .selftest(request)
+            .await
+            .map_err(agent.fail("Selftest"));
         let name = agent.endpoint.name.clone();
         if let Some(peer) = peer_index {
             let peer_agent = &mut agents[peer];

@@ -43,7 +43,11 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("20us"), Ok(Duration::from_micros(20)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("fast").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_duration("fast")
+            .unwrap_err()
+            .contains("not a duration"));
     }
 }

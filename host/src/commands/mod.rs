@@ -1,6 +1,7 @@
 //! One module per subcommand; each `run(args, ctx)` parses nothing and provisions
 //! nothing itself: it calls the library modules and prints.
 
+pub mod bench;
 pub mod doctor;
 pub mod down;
 pub mod image;
@@ -8,16 +9,20 @@ pub mod init;
 pub mod inventory;
 pub mod logs;
 pub mod outputs;
+pub mod pingpong;
 pub mod plan;
+pub mod report;
+pub mod selftest;
 pub mod ssh;
 pub mod status;
 pub mod up;
+pub mod workload_common;
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::cli::{Cli, Command, ImageCommand};
+use crate::cli::{Cli, Command, ImageCommand, RunCommand};
 use crate::context::Context;
 
 /// Runs the parsed command line.
@@ -38,5 +43,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Outputs => outputs::run(&ctx()?),
         Command::Inventory(args) => inventory::run(args, &ctx()?),
         Command::Doctor => doctor::run(&ctx()?),
+        Command::Run(RunCommand::Pingpong(args)) => pingpong::run(args, &ctx()?),
+        Command::Bench(args) => bench::run(args, &ctx()?),
+        Command::Selftest => selftest::run(&ctx()?),
+        Command::Report(args) => report::run(args, g.json),
     }
 }

@@ -62,12 +62,12 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 "window": args.window.unwrap_or(1), "timeout_ns": nanos(args.timeout),
             }),
             environment,
-            result: RunResult::Pingpong(PingPongRun {
+            result: RunResult::Pingpong(Box::new(PingPongRun {
                 from: u32::from(from.endpoint.index),
                 to: u32::from(to.endpoint.index),
                 agent: side.clone(),
                 baseline: None,
-            }),
+            })),
         };
         let saved = save_and_report(&record, &args.results, ctx.json)?;
         if ctx.json {
@@ -107,8 +107,7 @@ fn progress_bar(quiet: bool, total: u64) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}] {msg}")
-            .expect("template"),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}] {msg}").expect("template"),
     );
     bar
 }

@@ -22,8 +22,7 @@ pub fn run(args: ReportArgs, json: bool) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| path.display().to_string());
         records.push((label, record));
     }
-    let borrowed: Vec<(String, &RunRecord)> =
-        records.iter().map(|(l, r)| (l.clone(), r)).collect();
+    let borrowed: Vec<(String, &RunRecord)> = records.iter().map(|(l, r)| (l.clone(), r)).collect();
     let svg = chart::for_runs(&borrowed, &args.runs[0])?;
     std::fs::write(&args.output, svg)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -32,7 +31,10 @@ pub fn run(args: ReportArgs, json: bool) -> anyhow::Result<ExitCode> {
         match &record.result {
             RunResult::Pingpong(run) => {
                 for side in std::iter::once(&run.agent).chain(run.baseline.as_ref()) {
-                    lines.push(chart::latency_line(&format!("{label} {}", side.method), &side.rtt));
+                    lines.push(chart::latency_line(
+                        &format!("{label} {}", side.method),
+                        &side.rtt,
+                    ));
                 }
             }
             RunResult::Bench(run) => {

@@ -35,7 +35,8 @@ pub async fn connect_pair(ctx: &Context, from: &str, to: &str) -> anyhow::Result
             to_endpoint.name
         );
     }
-    let (from, to) = tokio::try_join!(Agent::connect(&from_endpoint), Agent::connect(&to_endpoint))?;
+    let (from, to) =
+        tokio::try_join!(Agent::connect(&from_endpoint), Agent::connect(&to_endpoint))?;
     Ok((from, to))
 }
 

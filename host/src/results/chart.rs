@@ -261,7 +261,14 @@ fn rate_panel(directions: &[(String, &BenchDirection)]) -> Panel {
     let mut series = Vec::new();
     let mut x_max = 1u64;
     for (label, direction) in directions {
-        x_max = x_max.max(direction.per_second.iter().map(|s| s.second).max().unwrap_or(1));
+        x_max = x_max.max(
+            direction
+                .per_second
+                .iter()
+                .map(|s| s.second)
+                .max()
+                .unwrap_or(1),
+        );
         series.push(Series {
             label: format!("{label} tx"),
             points: direction
@@ -415,7 +422,15 @@ mod tests {
             ["a agent", "b agent vm1->vm2 tx", "b agent vm1->vm2 rx"]
         );
         let found = summaries(&svg);
-        assert_eq!(found[1].1.iter().find(|(k, _)| k == "data-rx-pps").unwrap().1, "200000");
+        assert_eq!(
+            found[1]
+                .1
+                .iter()
+                .find(|(k, _)| k == "data-rx-pps")
+                .unwrap()
+                .1,
+            "200000"
+        );
     }
 
     #[test]

@@ -275,7 +275,7 @@ pub struct BenchRun {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunResult {
     /// `dpdkhost run pingpong`.
-    Pingpong(PingPongRun),
+    Pingpong(Box<PingPongRun>),
     /// `dpdkhost bench --pps`.
     Bench(BenchRun),
 }
@@ -385,12 +385,12 @@ pub(crate) mod tests {
             started_at: "2026-11-27T18:45:00Z".into(),
             parameters: serde_json::json!({"count": 1001}),
             environment: Environment::of_host("test", "tcg"),
-            result: RunResult::Pingpong(PingPongRun {
+            result: RunResult::Pingpong(Box::new(PingPongRun {
                 from: 1,
                 to: 2,
                 agent: side,
                 baseline: None,
-            }),
+            })),
         }
     }
 
