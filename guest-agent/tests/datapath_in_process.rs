@@ -172,6 +172,32 @@ fn rate_is_held(a: &mut DataPort, b: &mut DataPort) {
     assert!(!tx.per_second.is_empty(), "a per-second record");
 }
 
+/// Both directions at once: A sends to B's reflector and counts what comes back.
+fn both_directions_through_a_reflector(a: &mut DataPort, b: &mut DataPort) {
+    const COUNT: u64 = 50_000;
+    let stop = StopSignal::new();
+    let reflect_live = ReflectLive::default();
+    let (report, reflected) = std::thread::scope(|scope| {
+        let reflector = scope.spawn(|| reflect(b, &reflect_live, &stop));
+        let params = BenchParams {
+            count: Some(COUNT),
+            rate_pps: Some(200_000),
+            drain: Duration::from_millis(500),
+            ..bench_params(BenchMode::Both)
+        };
+        let report = bench(a, &params, &BenchLive::default(), &StopSignal::new());
+        stop.stop();
+        (report, reflector.join().expect("reflector thread"))
+    });
+    let report = report.expect("bench both runs");
+    let reflected = reflected.expect("reflector runs");
+    assert_eq!(report.counters.tx_packets, COUNT);
+    assert_eq!(reflected.reflected + reflected.tx_dropped, COUNT);
+    assert_eq!(report.counters.rx_packets, reflected.reflected);
+    // Drops at the very end of the run leave no gap behind them.
+    assert!(report.counters.rx_seq_gaps <= reflected.tx_dropped);
+}
+
 /// Bad requests are errors with the field and value named, never panics.
 fn invalid_requests_are_rejected(a: &mut DataPort, eal: &Eal) {
     let again = Eal::init(&["--no-huge".to_owned()]);
@@ -272,6 +298,7 @@ fn datapath_on_a_real_eal() {
     pingpong_over_the_wire(&mut a, &mut b);
     tx_to_rx_counts_match(&mut a, &mut b);
     rate_is_held(&mut a, &mut b);
+    both_directions_through_a_reflector(&mut a, &mut b);
     invalid_requests_are_rejected(&mut a, &eal);
 
     // The loopback port passes the same port checks the selftest runs.
