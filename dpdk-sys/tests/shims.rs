@@ -39,6 +39,8 @@ fn init_eal() -> i32 {
 
 #[test]
 fn shims_match_real_dpdk_calls() {
+    // SAFETY: sets DPDK's log stream to stderr; allowed before rte_eal_init.
+    assert_eq!(unsafe { sys::dpdk_sys_log_to_stderr() }, 0);
     assert!(init_eal() >= 0, "rte_eal_init failed");
 
     // rte_errno: a second rte_eal_init fails and sets the thread's rte_errno to
