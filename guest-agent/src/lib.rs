@@ -13,5 +13,7 @@ pub mod mempool;
 pub mod packet;
 pub mod port;
 pub mod selftest;
+pub mod serve;
+pub mod service;
 pub mod tls;
 pub mod workload;

@@ -1,0 +1,141 @@
+//! Workload reports and port details -> proto messages.
+
+use std::time::Duration;
+
+use agent_proto::config::format_mac;
+use agent_proto::v1;
+use hdrhistogram::Histogram;
+
+use crate::datapath::{PortDetails, PortStats};
+use crate::selftest::Check;
+use crate::workload::{
+    BenchCounters, BenchReport, BenchSecond, PingPongReport, PingPongSnapshot, ReflectCounters,
+};
+
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn port_info(details: &PortDetails) -> v1::PortInfo {
+    v1::PortInfo {
+        port_id: u32::from(details.port_id),
+        driver: details.driver.clone(),
+        device: details.device.clone(),
+        mac: format_mac(&details.mac),
+        link_up: details.link_up,
+        link_speed_mbps: details.speed_mbps,
+        ip: format!("{}/{}", details.ip, details.prefix_len),
+        mtu: u32::from(details.mtu),
+    }
+}
+
+pub(crate) fn latency_summary(rtt: &Histogram<u64>) -> v1::LatencySummary {
+    if rtt.is_empty() {
+        return v1::LatencySummary::default();
+    }
+    v1::LatencySummary {
+        min_ns: rtt.min(),
+        p50_ns: rtt.value_at_quantile(0.5),
+        p90_ns: rtt.value_at_quantile(0.9),
+        p99_ns: rtt.value_at_quantile(0.99),
+        p999_ns: rtt.value_at_quantile(0.999),
+        max_ns: rtt.max(),
+        mean_ns: rtt.mean(),
+        stdev_ns: rtt.stdev(),
+    }
+}
+
+pub(crate) fn pingpong_progress(snapshot: &PingPongSnapshot) -> v1::PingPongProgress {
+    v1::PingPongProgress {
+        sent: snapshot.sent,
+        received: snapshot.received,
+        lost: snapshot.lost,
+        last_rtt_ns: snapshot.last_rtt_ns,
+        elapsed_ns: nanos(snapshot.elapsed),
+    }
+}
+
+pub(crate) fn pingpong_result(
+    report: &PingPongReport,
+) -> Result<v1::PingPongResult, agent_proto::histogram::HistogramCodecError> {
+    Ok(v1::PingPongResult {
+        sent: report.sent,
+        received: report.received,
+        lost: report.lost,
+        duplicates: report.duplicates,
+        reordered: report.reordered,
+        elapsed_ns: nanos(report.elapsed),
+        rtt: Some(latency_summary(&report.rtt)),
+        histogram: agent_proto::histogram::encode(&report.rtt)?,
+        peer_mac: format_mac(&report.peer_mac),
+        size: u32::from(report.frame_size),
+    })
+}
+
+pub(crate) fn reflect_counters(counters: &ReflectCounters) -> v1::ReflectCounters {
+    v1::ReflectCounters {
+        received: counters.received,
+        reflected: counters.reflected,
+        arp_replies: counters.arp_replies,
+        ignored: counters.ignored,
+    }
+}
+
+pub(crate) fn bench_counters(counters: &BenchCounters) -> v1::BenchCounters {
+    v1::BenchCounters {
+        tx_packets: counters.tx_packets,
+        tx_bytes: counters.tx_bytes,
+        tx_ring_full: counters.tx_ring_full,
+        rx_packets: counters.rx_packets,
+        rx_bytes: counters.rx_bytes,
+        rx_seq_gaps: counters.rx_seq_gaps,
+        rx_other: counters.rx_other,
+        elapsed_ns: nanos(counters.elapsed),
+    }
+}
+
+pub(crate) fn bench_second(second: &BenchSecond) -> v1::BenchProgress {
+    v1::BenchProgress {
+        second: second.second,
+        tx_pps: second.tx_pps,
+        rx_pps: second.rx_pps,
+        total: Some(bench_counters(&second.total)),
+    }
+}
+
+pub(crate) fn port_counters(stats: &PortStats) -> v1::PortCounters {
+    v1::PortCounters {
+        ipackets: stats.ipackets,
+        opackets: stats.opackets,
+        ibytes: stats.ibytes,
+        obytes: stats.obytes,
+        imissed: stats.imissed,
+        ierrors: stats.ierrors,
+        oerrors: stats.oerrors,
+        rx_nombuf: stats.rx_nombuf,
+    }
+}
+
+pub(crate) fn bench_result(report: &BenchReport) -> v1::BenchResult {
+    v1::BenchResult {
+        counters: Some(bench_counters(&report.counters)),
+        port: Some(port_counters(&report.port)),
+        xstats: report
+            .xstats
+            .iter()
+            .map(|(name, value)| v1::Xstat {
+                name: name.clone(),
+                value: *value,
+            })
+            .collect(),
+        per_second: report.per_second.iter().map(bench_second).collect(),
+    }
+}
+
+pub(crate) fn selftest_check(check: &Check) -> v1::SelftestCheck {
+    v1::SelftestCheck {
+        name: check.name.clone(),
+        ok: check.ok,
+        detail: check.detail.clone(),
+    }
+}

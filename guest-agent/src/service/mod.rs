@@ -1,0 +1,649 @@
+//! The agent's gRPC service (`dpdkhost.agent.v1.Agent`).
+//!
+//! The data port lives in a slot. A workload takes it out, runs on its own thread
+//! and puts it back when it returns (or panics), so there is one workload per port
+//! at a time and a second request gets FAILED_PRECONDITION "busy: <what runs>".
+//! Streaming RPCs report the workload's live counters about once a second; when the
+//! client goes away the workload is told to stop.
+
+mod convert;
+mod validate;
+
+use std::error::Error as StdError;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use agent_proto::v1::{self, agent_server::Agent};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use crate::datapath::{DataPort, PortDetails};
+use crate::eal::Eal;
+use crate::selftest::{self, Check};
+use crate::workload::{
+    self, BenchCounters, BenchLive, PingPongLive, ReflectCounters, ReflectLive, StopSignal,
+    WorkloadError,
+};
+
+/// How often streaming RPCs report progress.
+const PROGRESS_PERIOD: Duration = Duration::from_secs(1);
+/// How long Stop, StopReflect and shutdown wait for a workload to return the port.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the data port stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataplaneState {
+    /// Binding, EAL and the port are being brought up.
+    Starting,
+    /// The port is open; workloads can run.
+    Ready,
+    /// Binding, EAL or the port failed (the reason), or the agent is shutting down.
+    Failed(String),
+}
+
+/// How the agent reached its data NIC, for Info.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NicDrivers {
+    /// The NIC's kernel driver before binding (e.g. `virtio-pci`); empty for a vdev.
+    pub kernel_driver: String,
+    /// The driver it is bound to for DPDK (e.g. `uio_pci_generic`); empty for a vdev.
+    pub bound_driver: String,
+}
+
+/// Options that do not change while the agent runs.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions {
+    /// Run the system checks (hugepages, ...) in Selftest: true in a VM, false for
+    /// `--loopback` where the host has no hugepages on purpose.
+    pub system_checks: bool,
+}
+
+type Describe = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the reflector leaves behind for StopReflect.
+#[derive(Clone)]
+struct ReflectHandles {
+    outcome: Arc<Mutex<Option<Result<ReflectCounters, String>>>>,
+}
+
+struct Running {
+    kind: &'static str,
+    describe: Describe,
+    stop: StopSignal,
+    /// Closes when the workload has put the port back.
+    done: watch::Receiver<()>,
+    reflect: Option<ReflectHandles>,
+}
+
+struct Inner {
+    state: DataplaneState,
+    drivers: NicDrivers,
+    /// Present while no workload runs.
+    port: Option<DataPort>,
+    /// The port as last seen, for Info while a workload holds it.
+    details: Option<PortDetails>,
+    running: Option<Running>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    health: HealthReporter,
+    options: ServiceOptions,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An error and its causes on one line.
+fn chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn workload_status(error: &WorkloadError) -> Status {
+    match error {
+        WorkloadError::PeerUnreachable { .. } => Status::failed_precondition(format!(
+            "{} (is Reflect running on the peer?)",
+            chain(error)
+        )),
+        _ => Status::internal(chain(error)),
+    }
+}
+
+/// Holds the port while a workload runs; gives it back on drop, even when the
+/// workload panics.
+struct Lease {
+    shared: Arc<Shared>,
+    port: Option<DataPort>,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut inner = lock(&self.shared.inner);
+        if let Some(port) = self.port.take() {
+            inner.details = Some(port.details());
+            inner.port = Some(port);
+        }
+        inner.running = None;
+    }
+}
+
+/// The gRPC service. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentService {
+    shared: Arc<Shared>,
+}
+
+async fn wait_done(mut done: watch::Receiver<()>) -> Result<(), Status> {
+    // Nothing is ever sent: changed() fails once the lease drops its sender.
+    let closed = async { while done.changed().await.is_ok() {} };
+    tokio::time::timeout(STOP_TIMEOUT, closed)
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!("the workload did not stop within {STOP_TIMEOUT:?}"))
+        })
+}
+
+/// Feeds a streaming RPC: progress every second from `progress`, then the final
+/// event from `finish`; stops the workload when the client goes away.
+async fn drive_stream<T, E>(
+    tx: mpsc::Sender<Result<E, Status>>,
+    mut result: oneshot::Receiver<T>,
+    stop: StopSignal,
+    mut progress: impl FnMut() -> E,
+    finish: impl FnOnce(T) -> Result<E, Status>,
+) {
+    let start = tokio::time::Instant::now() + PROGRESS_PERIOD;
+    let mut ticker = tokio::time::interval_at(start, PROGRESS_PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            outcome = &mut result => {
+                let event = match outcome {
+                    Ok(value) => finish(value),
+                    Err(_) => Err(Status::internal(
+                        "the workload ended without a result (it panicked; see the agent's log)",
+                    )),
+                };
+                if tx.send(event).await.is_err() {
+                    tracing::debug!("client went away before the result");
+                }
+                return;
+            }
+            _ = ticker.tick() => {
+                // A client that does not read loses progress events, never memory.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(progress())) {
+                    tracing::info!("client went away: stopping the workload");
+                    stop.stop();
+                    return;
+                }
+            }
+            () = tx.closed() => {
+                tracing::info!("client went away: stopping the workload");
+                stop.stop();
+                return;
+            }
+        }
+    }
+}
+
+impl AgentService {
+    /// A service whose data port is still [`DataplaneState::Starting`]; health says
+    /// NOT_SERVING until [`AgentService::set_ready`].
+    pub async fn new(health: HealthReporter, options: ServiceOptions) -> Self {
+        let service = Self {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    state: DataplaneState::Starting,
+                    drivers: NicDrivers::default(),
+                    port: None,
+                    details: None,
+                    running: None,
+                }),
+                health,
+                options,
+            }),
+        };
+        service.report_health(ServingStatus::NotServing).await;
+        service
+    }
+
+    async fn report_health(&self, status: ServingStatus) {
+        let health = &self.shared.health;
+        health.set_service_status("", status).await;
+        health
+            .set_service_status(agent_proto::HEALTH_SERVICE_NAME, status)
+            .await;
+    }
+
+    /// The port is open: workloads can run, health says SERVING.
+    pub async fn set_ready(&self, port: DataPort, drivers: NicDrivers) {
+        {
+            let mut inner = lock(&self.shared.inner);
+            inner.details = Some(port.details());
+            inner.port = Some(port);
+            inner.drivers = drivers;
+            inner.state = DataplaneState::Ready;
+        }
+        self.report_health(ServingStatus::Serving).await;
+    }
+
+    /// Binding, EAL or the port failed: the server stays up, Info says why and
+    /// workloads are refused with that reason; health says NOT_SERVING.
+    pub async fn set_failed(&self, reason: String, drivers: NicDrivers) {
+        tracing::error!(%reason, "data port unavailable; serving Info and Selftest only");
+        {
+            let mut inner = lock(&self.shared.inner);
+            inner.drivers = drivers;
+            inner.state = DataplaneState::Failed(reason);
+        }
+        self.report_health(ServingStatus::NotServing).await;
+    }
+
+    /// The data port's state.
+    pub fn state(&self) -> DataplaneState {
+        lock(&self.shared.inner).state.clone()
+    }
+
+    /// Refuses new workloads, stops the one that runs and hands the port back to
+    /// the caller (to close it before the NIC goes back to its kernel driver).
+    pub async fn shutdown(&self) -> Option<DataPort> {
+        let running = {
+            let mut inner = lock(&self.shared.inner);
+            inner.state = DataplaneState::Failed("the agent is shutting down".into());
+            inner
+                .running
+                .as_ref()
+                .map(|r| ((r.describe)(), r.stop.clone(), r.done.clone()))
+        };
+        self.report_health(ServingStatus::NotServing).await;
+        if let Some((what, stop, done)) = running {
+            tracing::info!(workload = %what, "stopping for shutdown");
+            stop.stop();
+            if let Err(status) = wait_done(done).await {
+                tracing::error!(reason = status.message(), "workload still holds the port");
+            }
+        }
+        lock(&self.shared.inner).port.take()
+    }
+
+    fn refusal(state: &DataplaneState) -> Option<Status> {
+        match state {
+            DataplaneState::Ready => None,
+            DataplaneState::Starting => Some(Status::unavailable(
+                "the data port is still starting (binding the NIC and initialising EAL)",
+            )),
+            DataplaneState::Failed(reason) => Some(Status::failed_precondition(format!(
+                "data port unavailable: {reason}"
+            ))),
+        }
+    }
+
+    /// Takes the port and runs `work` on a thread of its own; the port goes back
+    /// into the slot when `work` returns, before the result is delivered.
+    fn start<T, F>(
+        &self,
+        kind: &'static str,
+        describe: Describe,
+        stop: StopSignal,
+        reflect: Option<ReflectHandles>,
+        work: F,
+    ) -> Result<oneshot::Receiver<T>, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DataPort, &StopSignal) -> T + Send + 'static,
+    {
+        let (done_tx, done_rx) = watch::channel(());
+        let port = {
+            let mut inner = lock(&self.shared.inner);
+            if let Some(status) = Self::refusal(&inner.state) {
+                return Err(status);
+            }
+            if let Some(running) = &inner.running {
+                return Err(Status::failed_precondition(format!(
+                    "busy: {}",
+                    (running.describe)()
+                )));
+            }
+            let Some(port) = inner.port.take() else {
+                return Err(Status::internal("the data port is missing from its slot"));
+            };
+            inner.running = Some(Running {
+                kind,
+                describe,
+                stop: stop.clone(),
+                done: done_rx,
+                reflect,
+            });
+            port
+        };
+        let lease = Lease {
+            shared: self.shared.clone(),
+            port: Some(port),
+            _done: done_tx,
+        };
+        let (result_tx, result_rx) = oneshot::channel();
+        tracing::info!(workload = kind, "starting");
+        let spawned = std::thread::Builder::new()
+            .name(format!("wl-{kind}"))
+            .spawn(move || {
+                let mut lease = lease;
+                let port = lease.port.as_mut().expect("a lease holds the port");
+                let result = work(port, &stop);
+                drop(lease);
+                tracing::info!(workload = kind, "finished");
+                let _ = result_tx.send(result);
+            });
+        // A failed spawn drops the closure and with it the lease: the port is back.
+        spawned.map_err(|error| {
+            Status::resource_exhausted(format!("cannot start a workload thread: {error}"))
+        })?;
+        Ok(result_rx)
+    }
+
+    fn info_now(&self) -> v1::InfoReply {
+        let mut inner = lock(&self.shared.inner);
+        if let Some(port) = &inner.port {
+            inner.details = Some(port.details());
+        }
+        let (eal_state, eal_error) = match &inner.state {
+            DataplaneState::Ready => (v1::EalState::Ready, String::new()),
+            DataplaneState::Starting => (v1::EalState::Unspecified, "starting".to_owned()),
+            DataplaneState::Failed(reason) => (v1::EalState::Failed, reason.clone()),
+        };
+        v1::InfoReply {
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            dpdk_version: Eal::dpdk_version(),
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .unwrap_or_default(),
+            eal_state: eal_state.into(),
+            eal_error,
+            ports: inner.details.iter().map(convert::port_info).collect(),
+            hugepages: Some(hugepages()),
+            workload: inner
+                .running
+                .as_ref()
+                .map(|r| (r.describe)())
+                .unwrap_or_default(),
+            kernel_driver: inner.drivers.kernel_driver.clone(),
+            bound_driver: inner.drivers.bound_driver.clone(),
+            rss_bytes: rss_bytes(),
+        }
+    }
+}
+
+/// The default hugepage size's pool, from /proc/meminfo.
+fn hugepages() -> v1::HugepageInfo {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    v1::HugepageInfo {
+        page_size_bytes: field("Hugepagesize") * 1024,
+        total_pages: field("HugePages_Total"),
+        free_pages: field("HugePages_Free"),
+    }
+}
+
+/// The agent's resident set, from /proc/self/status.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+type EventStream<E> = ReceiverStream<Result<E, Status>>;
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn info(
+        &self,
+        _request: Request<v1::InfoRequest>,
+    ) -> Result<Response<v1::InfoReply>, Status> {
+        Ok(Response::new(self.info_now()))
+    }
+
+    async fn selftest(
+        &self,
+        request: Request<v1::SelftestRequest>,
+    ) -> Result<Response<v1::SelftestReply>, Status> {
+        let (peer, timeout) = validate::selftest(request.get_ref())?;
+        let mut checks = if self.shared.options.system_checks {
+            tokio::task::spawn_blocking(selftest::system_checks)
+                .await
+                .map_err(|error| Status::internal(format!("system checks failed: {error}")))?
+        } else {
+            Vec::new()
+        };
+        let refusal = Self::refusal(&lock(&self.shared.inner).state);
+        if let Some(status) = refusal {
+            checks.push(Check {
+                name: "data port".into(),
+                ok: false,
+                detail: status.message().to_owned(),
+            });
+        } else {
+            let describe: Describe = Arc::new(|| "selftest".to_owned());
+            let result = self.start("selftest", describe, StopSignal::default(), None, {
+                move |port, _stop| selftest::port_checks(port, peer, timeout)
+            })?;
+            checks.extend(result.await.map_err(|_| {
+                Status::internal("the selftest ended without a result (see the agent's log)")
+            })?);
+        }
+        Ok(Response::new(v1::SelftestReply {
+            ok: checks.iter().all(|check| check.ok),
+            checks: checks.iter().map(convert::selftest_check).collect(),
+        }))
+    }
+
+    type PingPongStream = EventStream<v1::PingPongEvent>;
+
+    async fn ping_pong(
+        &self,
+        request: Request<v1::PingPongRequest>,
+    ) -> Result<Response<Self::PingPongStream>, Status> {
+        let params = validate::pingpong(request.get_ref())?;
+        let live = Arc::new(PingPongLive::default());
+        let stop = StopSignal::default();
+        let describe: Describe = {
+            let live = live.clone();
+            let (peer, count) = (params.peer_ip, params.count);
+            Arc::new(move || format!("pingpong to {peer} ({}/{count} sent)", live.snapshot().sent))
+        };
+        let result = self.start("pingpong", describe, stop.clone(), None, {
+            let live = live.clone();
+            move |port, stop| workload::pingpong(port, &params, &live, stop)
+        })?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(drive_stream(
+            tx,
+            result,
+            stop,
+            move || v1::PingPongEvent {
+                event: Some(v1::ping_pong_event::Event::Progress(
+                    convert::pingpong_progress(&live.snapshot()),
+                )),
+            },
+            |outcome| {
+                let report = outcome.map_err(|error| workload_status(&error))?;
+                let result = convert::pingpong_result(&report).map_err(|error| {
+                    Status::internal(format!("cannot encode the histogram: {}", chain(&error)))
+                })?;
+                Ok(v1::PingPongEvent {
+                    event: Some(v1::ping_pong_event::Event::Result(result)),
+                })
+            },
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn reflect(
+        &self,
+        _request: Request<v1::ReflectRequest>,
+    ) -> Result<Response<v1::ReflectReply>, Status> {
+        let live = Arc::new(ReflectLive::default());
+        let handles = ReflectHandles {
+            outcome: Arc::new(Mutex::new(None)),
+        };
+        let describe: Describe = {
+            let live = live.clone();
+            Arc::new(move || format!("reflect ({} reflected)", live.snapshot().reflected))
+        };
+        let outcome = handles.outcome.clone();
+        self.start(
+            "reflect",
+            describe,
+            StopSignal::default(),
+            Some(handles),
+            move |port, stop| {
+                let result = workload::reflect(port, &live, stop).map_err(|error| {
+                    let text = chain(&error);
+                    tracing::error!(error = %text, "reflect failed");
+                    text
+                });
+                // Set before the lease goes: StopReflect reads it once the port is back.
+                *lock(&outcome) = Some(result);
+            },
+        )?;
+        Ok(Response::new(v1::ReflectReply {}))
+    }
+
+    async fn stop_reflect(
+        &self,
+        _request: Request<v1::StopReflectRequest>,
+    ) -> Result<Response<v1::StopReflectReply>, Status> {
+        let (stop, done, handles) = {
+            let inner = lock(&self.shared.inner);
+            match &inner.running {
+                Some(Running {
+                    stop,
+                    done,
+                    reflect: Some(handles),
+                    ..
+                }) => (stop.clone(), done.clone(), handles.clone()),
+                Some(other) => {
+                    return Err(Status::failed_precondition(format!(
+                        "reflect is not running (busy: {})",
+                        (other.describe)()
+                    )))
+                }
+                None => return Err(Status::failed_precondition("reflect is not running")),
+            }
+        };
+        stop.stop();
+        wait_done(done).await?;
+        let outcome = lock(&handles.outcome).take();
+        match outcome {
+            Some(Ok(counters)) => Ok(Response::new(v1::StopReflectReply {
+                counters: Some(convert::reflect_counters(&counters)),
+            })),
+            Some(Err(error)) => Err(Status::internal(error)),
+            None => Err(Status::internal(
+                "the reflector ended without counters (see the agent's log)",
+            )),
+        }
+    }
+
+    type BenchStream = EventStream<v1::BenchEvent>;
+
+    async fn bench(
+        &self,
+        request: Request<v1::BenchRequest>,
+    ) -> Result<Response<Self::BenchStream>, Status> {
+        let params = validate::bench(request.get_ref())?;
+        let live = Arc::new(BenchLive::default());
+        let stop = StopSignal::default();
+        let describe: Describe = {
+            let live = live.clone();
+            let what = match (params.mode, params.peer_ip) {
+                (workload::BenchMode::Tx, Some(peer)) => format!("bench tx to {peer}"),
+                (workload::BenchMode::Both, Some(peer)) => format!("bench tx+rx with {peer}"),
+                _ => "bench rx".to_owned(),
+            };
+            Arc::new(move || {
+                let now = live.snapshot();
+                format!(
+                    "{what} ({} s, {} sent, {} received)",
+                    now.elapsed.as_secs(),
+                    now.tx_packets,
+                    now.rx_packets
+                )
+            })
+        };
+        let result = self.start("bench", describe, stop.clone(), None, {
+            let live = live.clone();
+            move |port, stop| workload::bench(port, &params, &live, stop)
+        })?;
+        let (tx, rx) = mpsc::channel(4);
+        let mut previous = BenchCounters::default();
+        let mut second = 0;
+        tokio::spawn(drive_stream(
+            tx,
+            result,
+            stop,
+            move || {
+                let now = live.snapshot();
+                second += 1;
+                let progress = v1::BenchProgress {
+                    second,
+                    tx_pps: now.tx_packets.saturating_sub(previous.tx_packets),
+                    rx_pps: now.rx_packets.saturating_sub(previous.rx_packets),
+                    total: Some(convert::bench_counters(&now)),
+                };
+                previous = now;
+                v1::BenchEvent {
+                    event: Some(v1::bench_event::Event::Progress(progress)),
+                }
+            },
+            |outcome| {
+                let report = outcome.map_err(|error| workload_status(&error))?;
+                Ok(v1::BenchEvent {
+                    event: Some(v1::bench_event::Event::Result(convert::bench_result(
+                        &report,
+                    ))),
+                })
+            },
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn stop(
+        &self,
+        _request: Request<v1::StopRequest>,
+    ) -> Result<Response<v1::StopReply>, Status> {
+        let running = lock(&self.shared.inner)
+            .running
+            .as_ref()
+            .map(|r| ((r.describe)(), r.kind, r.stop.clone(), r.done.clone()));
+        let Some((what, kind, stop, done)) = running else {
+            return Ok(Response::new(v1::StopReply::default()));
+        };
+        tracing::info!(workload = kind, "Stop");
+        stop.stop();
+        wait_done(done).await?;
+        Ok(Response::new(v1::StopReply { stopped: what }))
+    }
+}

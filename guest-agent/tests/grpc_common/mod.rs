@@ -1,0 +1,256 @@
+//! Shared by the gRPC integration tests: start the real `dpdk-agent serve` binary on
+//! a free loopback port (TLS material from agent_proto::pki in a temporary
+//! directory), connect the host's client to it, and kill it by PID when done.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use agent_proto::client::{AgentClient, ClientTls, Security};
+use agent_proto::pki::CertificateAuthority;
+
+/// The DNS name in the agent's test certificate.
+pub const SERVER_NAME: &str = "agent";
+
+/// The environment's TLS material, written into a directory.
+pub struct Pki {
+    pub ca: CertificateAuthority,
+    pub ca_path: PathBuf,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub client: ClientTls,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        let ca = CertificateAuthority::generate("dpdkhost test CA").unwrap();
+        let server = ca
+            .issue_server(&[SERVER_NAME.to_owned()], &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        let client = ca.issue_client("dpdkhost").unwrap();
+        let ca_path = dir.join("ca.pem");
+        let cert_path = dir.join("agent.pem");
+        let key_path = dir.join("agent.key");
+        std::fs::write(&ca_path, ca.cert_pem()).unwrap();
+        std::fs::write(&cert_path, &server.cert_pem).unwrap();
+        std::fs::write(&key_path, &server.key_pem).unwrap();
+        let client = ClientTls {
+            ca_pem: ca.cert_pem().to_owned(),
+            cert_pem: client.cert_pem,
+            key_pem: client.key_pem,
+            server_name: SERVER_NAME.to_owned(),
+        };
+        Pki {
+            ca,
+            ca_path,
+            cert_path,
+            key_path,
+            client,
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (the kernel picks; released before the agent binds).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How to start an agent.
+pub struct AgentOptions {
+    pub tls: bool,
+    /// `serve` arguments after the ones every test agent gets.
+    pub extra: Vec<String>,
+    /// `--loopback` (default); false for agents that bring their own --vdev/--config.
+    pub loopback: bool,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            tls: true,
+            extra: Vec::new(),
+            loopback: true,
+        }
+    }
+}
+
+/// A running `dpdk-agent serve`; killed (by PID) and reaped on drop.
+pub struct Agent {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub security: Security,
+    pub dir: tempfile::TempDir,
+    pub pki: Option<Pki>,
+    log: PathBuf,
+}
+
+impl Agent {
+    pub fn start(options: AgentOptions) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut args: Vec<String> = vec!["serve".into(), "--listen".into(), addr.to_string()];
+        if options.loopback {
+            args.push("--loopback".into());
+        }
+        let pki = options.tls.then(|| Pki::new(dir.path()));
+        match &pki {
+            Some(pki) => {
+                for (flag, path) in [
+                    ("--tls-ca", &pki.ca_path),
+                    ("--tls-cert", &pki.cert_path),
+                    ("--tls-key", &pki.key_path),
+                ] {
+                    args.push(flag.into());
+                    args.push(path.display().to_string());
+                }
+            }
+            None => args.push("--insecure".into()),
+        }
+        args.extend(options.extra);
+        let log = dir.path().join("agent.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_dpdk-agent"))
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let security = match &pki {
+            Some(pki) => Security::Tls(pki.client.clone()),
+            None => Security::Insecure,
+        };
+        Agent {
+            child: Some(child),
+            addr,
+            security,
+            dir,
+            pki,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// What the agent printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Connects once the agent listens (whatever its health).
+    pub async fn connect(&self) -> AgentClient {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match AgentClient::connect(self.addr, &self.security, Duration::from_secs(2)).await {
+                Ok(mut client) => {
+                    // A TLS connection is lazy about failing: make one call.
+                    if client.health().await.is_ok() {
+                        return client;
+                    }
+                }
+                Err(error) if tokio::time::Instant::now() > deadline => {
+                    panic!("agent never listened: {error}\n{}", self.log())
+                }
+                Err(_) => {}
+            }
+            assert!(self.is_running(), "agent exited:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Connects and waits for SERVING.
+    pub async fn serving(&self) -> AgentClient {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        match AgentClient::wait_serving(self.addr, &self.security, deadline, |_| {}).await {
+            Ok(client) => client,
+            Err(error) => panic!("agent never SERVING: {error}\n{}", self.log()),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        // An exited, unreaped agent is a zombie: look at its /proc state.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()));
+        match stat {
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or_default()
+                .trim_start()
+                .starts_with('Z'),
+            Err(_) => false,
+        }
+    }
+
+    /// Resident set of the agent process, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let child = self.child.as_mut().unwrap();
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "agent still running {within:?} after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Asserts `result` is an RPC error with `code` whose message contains `needle`.
+pub fn assert_status<T: std::fmt::Debug>(
+    result: Result<T, agent_proto::client::ClientError>,
+    code: tonic::Code,
+    needle: &str,
+) -> String {
+    let error = result.expect_err("the call should fail");
+    match &error {
+        agent_proto::client::ClientError::Rpc { status, .. } => {
+            assert_eq!(status.code(), code, "{status:?}");
+            assert!(
+                status.message().contains(needle),
+                "{:?} should contain {needle:?}",
+                status.message()
+            );
+            status.message().to_owned()
+        }
+        other => panic!("expected an RPC status {code:?}, got {other:?}"),
+    }
+}
