@@ -325,6 +325,7 @@ fn bring_up(plan: DataplanePlan) -> Dataplane {
             dataplane.drivers = NicDrivers {
                 kernel_driver: binding.original_driver.clone().unwrap_or_default(),
                 bound_driver: binding.driver.sysfs_name().to_owned(),
+                pci_address: binding.pci_address.clone(),
             };
             let args = vm_eal_args(&binding, &extra_eal_args);
             let device = binding.pci_address.clone();

@@ -223,6 +223,19 @@ async fn sigterm_gives_a_bound_nic_back_even_after_an_eal_failure() {
         info.eal_error
     );
 
+    // Selftest names the bound device (the check reads the real /sys, which has
+    // no such device).
+    let selftest = client
+        .selftest(v1::SelftestRequest::default())
+        .await
+        .unwrap();
+    let binding = selftest
+        .checks
+        .iter()
+        .find(|c| c.name == "device binding")
+        .unwrap();
+    assert!(binding.detail.contains(BDF), "{binding:?}");
+
     // There is no kernel behind the fake tree, so the rebind cannot complete; what
     // counts is that the agent asked for it the way the kernel expects, and exits 0.
     let status = agent.terminate(Duration::from_secs(20));

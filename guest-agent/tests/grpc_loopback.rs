@@ -649,3 +649,36 @@ async fn sigterm_stops_the_workload_and_exits_zero() {
     let log = agent.log();
     assert!(log.contains("shutting down"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_retrying_a_listen_address_that_is_not_ready_yet() {
+    // Something else holds the address at first (in a VM: the management address
+    // is not up yet when the agent starts early in boot).
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = squatter.local_addr().unwrap();
+    let agent = Agent::start(AgentOptions {
+        addr: Some(addr),
+        ..AgentOptions::default()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(agent.is_running(), "{}", agent.log());
+    assert!(
+        agent.log().contains("listen address not ready"),
+        "{}",
+        agent.log()
+    );
+    drop(squatter);
+    let mut client = agent.serving().await;
+    assert_eq!(client.health().await.unwrap(), Health::Serving);
+
+    // With a short retry window and the address never free, it gives up.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut agent = Agent::start(AgentOptions {
+        addr: Some(squatter.local_addr().unwrap()),
+        extra: vec!["--listen-retry-secs".into(), "1".into()],
+        ..AgentOptions::default()
+    });
+    let status = agent.wait_exit(Duration::from_secs(20));
+    assert!(!status.success());
+    assert!(agent.log().contains("cannot listen on"), "{}", agent.log());
+}

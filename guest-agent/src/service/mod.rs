@@ -51,6 +51,8 @@ pub struct NicDrivers {
     pub kernel_driver: String,
     /// The driver it is bound to for DPDK (e.g. `uio_pci_generic`); empty for a vdev.
     pub bound_driver: String,
+    /// The NIC's PCI address; empty for a vdev (or when it was not found).
+    pub pci_address: String,
 }
 
 /// Options that do not change while the agent runs.
@@ -431,9 +433,16 @@ impl Agent for AgentService {
     ) -> Result<Response<v1::SelftestReply>, Status> {
         let (peer, timeout) = validate::selftest(request.get_ref())?;
         let mut checks = if self.shared.options.system_checks {
-            tokio::task::spawn_blocking(selftest::system_checks)
-                .await
-                .map_err(|error| Status::internal(format!("system checks failed: {error}")))?
+            let pci_address = lock(&self.shared.inner).drivers.pci_address.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut checks = selftest::system_checks();
+                if !pci_address.is_empty() {
+                    checks.push(selftest::binding_check(&pci_address));
+                }
+                checks
+            })
+            .await
+            .map_err(|error| Status::internal(format!("system checks failed: {error}")))?
         } else {
             Vec::new()
         };

@@ -69,6 +69,8 @@ pub struct AgentOptions {
     pub extra: Vec<String>,
     /// `--loopback` (default); false for agents that bring their own --vdev/--config.
     pub loopback: bool,
+    /// Listen here instead of on a fresh free port.
+    pub addr: Option<SocketAddr>,
 }
 
 impl Default for AgentOptions {
@@ -77,6 +79,7 @@ impl Default for AgentOptions {
             tls: true,
             extra: Vec::new(),
             loopback: true,
+            addr: None,
         }
     }
 }
@@ -94,7 +97,9 @@ pub struct Agent {
 impl Agent {
     pub fn start(options: AgentOptions) -> Agent {
         let dir = tempfile::tempdir().unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addr: SocketAddr = options
+            .addr
+            .unwrap_or_else(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
         let mut args: Vec<String> = vec!["serve".into(), "--listen".into(), addr.to_string()];
         if options.loopback {
             args.push("--loopback".into());
@@ -202,13 +207,8 @@ impl Agent {
         kib * 1024
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+    /// Waits for the agent to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let child = self.child.as_mut().unwrap();
         let deadline = std::time::Instant::now() + within;
         loop {
@@ -217,11 +217,21 @@ impl Agent {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "agent still running {within:?} after SIGTERM:\n{}",
+                "agent still running after {within:?}:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait_exit(within)
     }
 }
 
