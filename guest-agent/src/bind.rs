@@ -106,6 +106,11 @@ pub trait KernelOps: Send + Sync {
     fn load_module(&self, module: &str) -> Result<(), KernelOpError>;
     /// Sets a kernel network interface down, so the kernel lets go of it.
     fn set_link_down(&self, ifname: &str) -> Result<(), KernelOpError>;
+    /// Whether the running kernel was built with VFIO no-IOMMU mode, when that can
+    /// be told without loading vfio (`None`: unknown, so try loading it).
+    fn has_vfio_noiommu(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// The real system: `modprobe` and `ip link set dev X down`.
@@ -159,6 +164,26 @@ impl KernelOps for SystemKernel {
         );
         run(ip, &["link", "set", "dev", ifname, "down"])
     }
+
+    /// From /boot/config-<release> (Debian and Ubuntu ship it): loading vfio just to
+    /// find out costs seconds in a TCG guest.
+    fn has_vfio_noiommu(&self) -> Option<bool> {
+        let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        let config = fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()?;
+        kernel_config_has(&config, "CONFIG_VFIO_NOIOMMU")
+    }
+}
+
+/// Whether a kernel config enables `option` (`=y` or `=m`); `None` when the config
+/// does not mention it at all.
+fn kernel_config_has(config: &str, option: &str) -> Option<bool> {
+    config.lines().find_map(|line| {
+        let line = line.trim();
+        if let Some(value) = line.strip_prefix(option).and_then(|v| v.strip_prefix('=')) {
+            return Some(value == "y" || value == "m");
+        }
+        (line == format!("# {option} is not set")).then_some(false)
+    })
 }
 
 /// The kernel driver DPDK uses for the NIC.
@@ -388,7 +413,7 @@ pub fn choose_driver(
         return Ok(DpdkDriver::VfioPci);
     }
     // The no-IOMMU switch shows once vfio is loaded, and only where the kernel has it.
-    if !root.noiommu_parameter().exists() {
+    if !root.noiommu_parameter().exists() && kernel.has_vfio_noiommu() != Some(false) {
         if let Err(error) = kernel.load_module("vfio") {
             tracing::debug!(%error, "vfio did not load");
         }
@@ -603,6 +628,25 @@ mod tests {
         assert!(!is_pci_address("virtio1"));
         assert!(!is_pci_address("pci0000:00"));
         assert!(!is_pci_address("0000:00:04"));
+    }
+
+    #[test]
+    fn kernel_config_lookup() {
+        let config = "CONFIG_VFIO=m\n# CONFIG_VFIO_NOIOMMU is not set\nCONFIG_UIO_PCI_GENERIC=m\n";
+        assert_eq!(
+            kernel_config_has(config, "CONFIG_VFIO_NOIOMMU"),
+            Some(false)
+        );
+        assert_eq!(
+            kernel_config_has(config, "CONFIG_UIO_PCI_GENERIC"),
+            Some(true)
+        );
+        assert_eq!(kernel_config_has(config, "CONFIG_VFIO"), Some(true));
+        assert_eq!(kernel_config_has(config, "CONFIG_VFIO_PCI"), None);
+        assert_eq!(
+            kernel_config_has("CONFIG_VFIO_NOIOMMU=y\n", "CONFIG_VFIO_NOIOMMU"),
+            Some(true)
+        );
     }
 
     #[test]

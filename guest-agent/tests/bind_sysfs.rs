@@ -195,6 +195,8 @@ struct FakeKernel {
     root: PathBuf,
     available: Vec<&'static str>,
     calls: Mutex<Vec<String>>,
+    /// What /boot/config says about VFIO no-IOMMU (None: no config to read).
+    noiommu_config: Option<bool>,
 }
 
 impl FakeKernel {
@@ -203,6 +205,7 @@ impl FakeKernel {
             root: fake.dir.path().to_owned(),
             available: available.to_vec(),
             calls: Mutex::new(Vec::new()),
+            noiommu_config: None,
         }
     }
 
@@ -239,6 +242,10 @@ impl KernelOps for FakeKernel {
             .unwrap()
             .push(format!("link down {ifname}"));
         Ok(())
+    }
+
+    fn has_vfio_noiommu(&self) -> Option<bool> {
+        self.noiommu_config
     }
 }
 
@@ -446,4 +453,27 @@ fn a_restarted_agent_finds_its_nic_through_the_state_file() {
     })
     .unwrap_err();
     assert!(matches!(error, BindError::NicNotFound { .. }));
+}
+
+#[test]
+fn a_kernel_config_without_no_iommu_skips_loading_vfio() {
+    let fake = FakeSysfs::new();
+    let kernel = FakeKernel {
+        noiommu_config: Some(false),
+        ..FakeKernel::new(&fake, &["uio_pci_generic", "vfio", "vfio-pci"])
+    };
+    let root = fake.root();
+    let binding = bind(&BindRequest {
+        root: &root,
+        kernel: &kernel,
+        mac: MAC,
+        preference: BindDriver::Auto,
+        state_path: None,
+    })
+    .unwrap();
+    assert_eq!(binding.driver, DpdkDriver::UioPciGeneric);
+    assert_eq!(
+        kernel.calls(),
+        ["link down eth1", "modprobe uio_pci_generic"]
+    );
 }
