@@ -311,6 +311,7 @@ pub async fn bench(
         (&a.endpoint, &a_result),
         (&b.endpoint, &b_result),
         size,
+        plan.duration,
         link_drops(1),
     )];
     if plan.bidirectional {
@@ -319,6 +320,7 @@ pub async fn bench(
             (&b.endpoint, &b_result),
             (&a.endpoint, &a_result),
             size,
+            plan.duration,
             link_drops(0),
         ));
     }
@@ -330,12 +332,15 @@ fn direction(
     (tx_vm, tx): (&AgentEndpoint, &v1::BenchResult),
     (rx_vm, rx): (&AgentEndpoint, &v1::BenchResult),
     size: u32,
+    duration: Duration,
     link_drops: u64,
 ) -> BenchDirection {
     let tx_counters = tx.counters.unwrap_or_default();
     let rx_counters = rx.counters.unwrap_or_default();
     let rx_port = rx.port.unwrap_or_default();
-    let seconds = (tx_counters.elapsed_ns.max(1)) as f64 / 1e9;
+    // The transmitter sends for exactly the planned duration; its elapsed time also
+    // covers the drain, so rates are per planned second.
+    let seconds = duration.as_secs_f64().max(1e-9);
     let rx_by_second: std::collections::BTreeMap<u64, u64> =
         rx.per_second.iter().map(|s| (s.second, s.rx_pps)).collect();
     let per_second = tx
@@ -352,7 +357,7 @@ fn direction(
         from: u32::from(tx_vm.index),
         to: u32::from(rx_vm.index),
         size,
-        duration_ns: tx_counters.elapsed_ns,
+        duration_ns: nanos(duration),
         tx_packets: tx_counters.tx_packets,
         rx_packets: rx_counters.rx_packets,
         tx_ring_full: tx_counters.tx_ring_full,
