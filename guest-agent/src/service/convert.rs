@@ -16,6 +16,12 @@ pub(crate) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// `count` events over `over`, per second.
+pub(crate) fn rate(count: u64, over: Duration) -> u64 {
+    let nanos = over.as_nanos().max(1);
+    u64::try_from(u128::from(count) * 1_000_000_000 / nanos).unwrap_or(u64::MAX)
+}
+
 pub(crate) fn port_info(details: &PortDetails) -> v1::PortInfo {
     v1::PortInfo {
         port_id: u32::from(details.port_id),
@@ -137,5 +143,18 @@ pub(crate) fn selftest_check(check: &Check) -> v1::SelftestCheck {
         name: check.name.clone(),
         ok: check.ok,
         detail: check.detail.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_per_second_of_the_real_interval() {
+        assert_eq!(rate(1000, Duration::from_secs(1)), 1000);
+        assert_eq!(rate(1500, Duration::from_millis(1500)), 1000);
+        assert_eq!(rate(5, Duration::ZERO), 5_000_000_000);
+        assert_eq!(rate(u64::MAX, Duration::from_nanos(1)), u64::MAX);
     }
 }

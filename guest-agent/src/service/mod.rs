@@ -608,6 +608,7 @@ impl Agent for AgentService {
         })?;
         let (tx, rx) = mpsc::channel(4);
         let mut previous = BenchCounters::default();
+        let mut previous_at = std::time::Instant::now();
         let mut second = 0;
         tokio::spawn(drive_stream(
             tx,
@@ -615,14 +616,16 @@ impl Agent for AgentService {
             stop,
             move || {
                 let now = live.snapshot();
+                let at = std::time::Instant::now();
+                let over = at.duration_since(previous_at);
                 second += 1;
                 let progress = v1::BenchProgress {
                     second,
-                    tx_pps: now.tx_packets.saturating_sub(previous.tx_packets),
-                    rx_pps: now.rx_packets.saturating_sub(previous.rx_packets),
+                    tx_pps: convert::rate(now.tx_packets.saturating_sub(previous.tx_packets), over),
+                    rx_pps: convert::rate(now.rx_packets.saturating_sub(previous.rx_packets), over),
                     total: Some(convert::bench_counters(&now)),
                 };
-                previous = now;
+                (previous, previous_at) = (now, at);
                 v1::BenchEvent {
                     event: Some(v1::bench_event::Event::Progress(progress)),
                 }
