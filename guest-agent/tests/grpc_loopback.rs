@@ -302,6 +302,13 @@ async fn bench_both_ways_counts_match_the_port() {
         first.tx_packets > 0 && first.tx_packets < 150_000,
         "{first:?}"
     );
+    // Paced at 100 kpps: the streamed rate says about that (loosely: a busy
+    // 2-core test host).
+    assert!(
+        (30_000..=170_000).contains(&seconds[0].tx_pps),
+        "{:?}",
+        seconds[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
