@@ -37,8 +37,36 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
 pub const DEBIAN_CMDLINE: &str =
     "root=/dev/vda rw console=ttyS0,115200n8 quiet systemd.show_status=0";
 
+/// The built-in image's early unit: runs the seed's install script as soon as local
+/// filesystems are mounted, so the agent starts long before cloud-init gets to bootcmd.
+pub const SEED_UNIT: &str = "[Unit]
+Description=dpdkhost: install and start the agent from the NoCloud seed
+DefaultDependencies=no
+After=local-fs.target
+Before=cloud-init-local.service
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh /usr/local/sbin/dpdkhost-seed
+StandardOutput=journal+console
+
+[Install]
+WantedBy=sysinit.target
+";
+
 /// Runs inside mmdebstrap as a customize hook with the rootfs as `$1`.
-const CUSTOMIZE_HOOK: &str = r#"#!/bin/sh
+fn customize_hook() -> String {
+    format!(
+        "{}\n# Early agent start from the seed (see seed.rs).\nmkdir -p \"$root/usr/local/sbin\"\ncat > \"$root/usr/local/sbin/dpdkhost-seed\" <<'DPDKHOST_EOF'\n{}DPDKHOST_EOF\ncat > \"$root/etc/systemd/system/dpdkhost-seed.service\" <<'DPDKHOST_EOF'\n{}DPDKHOST_EOF\nchroot \"$root\" systemctl enable dpdkhost-seed.service >/dev/null 2>&1\n",
+        CUSTOMIZE_BASE,
+        crate::seed::RUN_FROM_SEED,
+        SEED_UNIT
+    )
+}
+
+const CUSTOMIZE_BASE: &str = r#"#!/bin/sh
 set -eu
 root="$1"
 # NoCloud only: no network datasource probing at boot.
@@ -54,6 +82,10 @@ chroot "$root" systemctl mask getty@tty1.service serial-getty@ttyS0.service \
   e2scrub_all.timer fstrim.timer dpkg-db-backup.timer systemd-pstore.service >/dev/null 2>&1
 chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+# A small initrd: only what mounts /dev/vda (TCG unpacks and runs every byte of it).
+printf 'MODULES=list\n' > "$root/etc/initramfs-tools/conf.d/dpdkhost.conf"
+printf 'virtio_pci\nvirtio_blk\n' >> "$root/etc/initramfs-tools/modules"
+chroot "$root" update-initramfs -u -k all >/dev/null 2>&1
 "#;
 
 /// Why an image could not be built, fetched or used.
@@ -488,7 +520,7 @@ impl ImageStore {
         std::fs::create_dir_all(&out).map_err(io("create", &out))?;
         let log = out.join("build.log");
         let hook = work.join("customize.sh");
-        std::fs::write(&hook, CUSTOMIZE_HOOK).map_err(io("write", &hook))?;
+        std::fs::write(&hook, customize_hook()).map_err(io("write", &hook))?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
@@ -708,6 +740,25 @@ mod tests {
         );
         let sums = std::fs::read_to_string(dir.path().join("debian-12/SHA256SUMS")).unwrap();
         assert!(sums.contains("  vmlinuz\n"));
+    }
+
+    #[test]
+    fn customize_hook_is_valid_shell_and_installs_the_early_unit() {
+        let hook = customize_hook();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hook.sh");
+        std::fs::write(&path, &hook).unwrap();
+        let ok = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "sh -n rejects the hook:\n{hook}");
+        assert!(hook.contains("systemctl enable dpdkhost-seed.service"));
+        assert!(hook.contains(crate::seed::RUN_FROM_SEED));
+        assert!(hook.contains("MODULES=list"));
+        assert!(hook.contains("datasource_list: [NoCloud, None]"));
+        assert!(hook.contains(": > \"$root/etc/machine-id\""));
     }
 
     #[test]

@@ -102,34 +102,87 @@ pub struct SeedSpec {
     pub key_pem: String,
 }
 
-/// The bootcmd script: copy and verify the agent from the seed, install its files and
-/// unit, start it without waiting (a blocking start from bootcmd hangs cloud-init).
-fn bootcmd_script(hugepages: u32) -> String {
+/// The seed's install script, run with the mounted seed directory as `$1` by the
+/// built-in image's early `dpdkhost-seed.service` (right after local filesystems) and
+/// again by cloud-init's bootcmd (images without that unit). Every boot it reserves
+/// hugepages, makes sure the agent is installed from this seed (copied, sha256
+/// verified; skipped when already done) and started without waiting (a blocking start
+/// from bootcmd hangs cloud-init), and configures the management NIC, found by MAC,
+/// with ip(8): the agent listens on that address, and nothing waits for cloud-init's
+/// Python start-up or ifupdown.
+pub fn install_script(hugepages: u32, net: &MgmtNetwork) -> String {
+    let dns = net
+        .dns
+        .iter()
+        .map(|d| format!("nameserver {d}\\n"))
+        .collect::<String>();
     format!(
-        r#"set -eu
-seed=/run/dpdkhost-seed
-mkdir -p "$seed" /etc/dpdk-agent
-dev=$(blkid -t LABEL=CIDATA -o device | head -n1)
-[ -n "$dev" ] || dev=$(blkid -t LABEL=cidata -o device | head -n1)
-mountpoint -q "$seed" || mount -o ro "$dev" "$seed"
-cp "$seed/dpdk-agent" {agent}.new
-want=$(cut -d' ' -f1 "$seed/dpdk-agent.sha256")
-have=$(sha256sum {agent}.new | cut -d' ' -f1)
-if [ "$want" != "$have" ]; then echo "dpdkhost: dpdk-agent sha256 $have, expected $want" >&2; umount "$seed"; exit 1; fi
-chmod 0755 {agent}.new
-mv {agent}.new {agent}
-install -m 0644 "$seed/agent.toml" "$seed/ca.pem" "$seed/agent.pem" /etc/dpdk-agent/
-install -m 0600 "$seed/agent.key" /etc/dpdk-agent/
-install -m 0644 "$seed/dpdk-agent.service" /etc/systemd/system/dpdk-agent.service
-umount "$seed"
+        r#"#!/bin/sh
+set -eu
+seed="$1"
+agent={agent}
+etc=/etc/dpdk-agent
 [ "$(cat /proc/sys/vm/nr_hugepages)" -ge {hugepages} ] || echo {hugepages} > /proc/sys/vm/nr_hugepages
-systemctl enable --no-reload dpdk-agent.service
+if cmp -s "$seed/dpdk-agent.sha256" "$etc/dpdk-agent.sha256" && cmp -s "$seed/agent.toml" "$etc/agent.toml" && [ -x "$agent" ]; then
+  echo "dpdkhost: dpdk-agent already installed from this seed"
+else
+  mkdir -p "$etc"
+  cp "$seed/dpdk-agent" "$agent.new"
+  want=$(cut -d' ' -f1 "$seed/dpdk-agent.sha256")
+  have=$(sha256sum "$agent.new" | cut -d' ' -f1)
+  if [ "$want" != "$have" ]; then
+    rm -f "$agent.new"
+    echo "dpdkhost: dpdk-agent on the seed has sha256 $have, expected $want" >&2
+    exit 1
+  fi
+  chmod 0755 "$agent.new"
+  mv "$agent.new" "$agent"
+  install -m 0644 "$seed/agent.toml" "$seed/ca.pem" "$seed/agent.pem" "$etc/"
+  install -m 0600 "$seed/agent.key" "$etc/"
+  install -m 0644 "$seed/dpdk-agent.service" /etc/systemd/system/dpdk-agent.service
+  systemctl enable --no-reload dpdk-agent.service
+  install -m 0644 "$seed/dpdk-agent.sha256" "$etc/dpdk-agent.sha256"
+  echo "dpdkhost: dpdk-agent $have installed"
+fi
 systemctl --no-block start dpdk-agent.service
-echo "dpdkhost: dpdk-agent installed ($have) and started"
+# Management NIC: by MAC, once udev has named it.
+udevadm settle --timeout=20 || true
+dev=
+for _ in $(seq 1 100); do
+  for d in /sys/class/net/*; do
+    if [ "$(cat "$d/address")" = "{mac}" ]; then dev=${{d##*/}}; break 2; fi
+  done
+  sleep 0.2
+done
+if [ -z "$dev" ]; then echo "dpdkhost: no NIC with MAC {mac}" >&2; exit 1; fi
+ip link set dev "$dev" up
+ip -4 -o addr show dev "$dev" | grep -q " {addr}/" || ip addr add {addr}/{prefix} dev "$dev"
+ip route replace default via {gateway} dev "$dev"
+[ -L /etc/resolv.conf ] || printf '{dns}' > /etc/resolv.conf
+echo "dpdkhost: management NIC $dev is {addr}/{prefix}, dpdk-agent started"
 "#,
-        agent = AGENT_PATH
+        agent = AGENT_PATH,
+        mac = net.mac,
+        addr = net.address,
+        prefix = net.prefix,
+        gateway = net.gateway,
     )
 }
+
+/// Mounts the seed read-only, runs its install script, unmounts. Shared by the bootcmd
+/// and the image's early unit.
+pub const RUN_FROM_SEED: &str = r#"set -eu
+seed=/run/dpdkhost-seed
+mkdir -p "$seed"
+dev=$(blkid -t LABEL=CIDATA -o device | head -n1)
+[ -n "$dev" ] || dev=$(blkid -t LABEL=cidata -o device | head -n1)
+[ -n "$dev" ] || { echo "dpdkhost: no CIDATA seed disk" >&2; exit 0; }
+mountpoint -q "$seed" || mount -o ro "$dev" "$seed"
+rc=0
+sh "$seed/dpdkhost-install.sh" "$seed" || rc=$?
+umount "$seed"
+exit $rc
+"#;
 
 /// `user-data`: `#cloud-config` followed by JSON (valid YAML, no YAML writer needed).
 pub fn user_data(spec: &SeedSpec) -> String {
@@ -166,7 +219,7 @@ pub fn user_data(spec: &SeedSpec) -> String {
             "ed25519_public": spec.host_key.public,
         },
         "resize_rootfs": "noblock",
-        "bootcmd": [bootcmd_script(spec.hugepages)],
+        "bootcmd": [RUN_FROM_SEED],
         "cloud_init_modules": init_modules,
         "cloud_config_modules": [],
         "cloud_final_modules": ["scripts-user", "final-message"],
@@ -184,24 +237,11 @@ pub fn meta_data(spec: &SeedSpec) -> String {
     format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"))
 }
 
-/// `network-config` (version 1): the management NIC only, static; the data NIC stays
-/// unconfigured for the agent to bind.
-pub fn network_config(net: &MgmtNetwork) -> String {
-    let doc = json!({
-        "version": 1,
-        "config": [{
-            "type": "physical",
-            "name": net.name,
-            "mac_address": net.mac,
-            "subnets": [{
-                "type": "static",
-                "address": format!("{}/{}", net.address, net.prefix),
-                "gateway": net.gateway.to_string(),
-                "dns_nameservers": net.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-            }],
-        }],
-    });
-    format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"))
+/// `network-config`: cloud-init's network configuration is disabled; the install
+/// script configures the management NIC (static, by MAC) as soon as local filesystems
+/// are up, and the data NIC stays unconfigured for the agent to bind.
+pub fn network_config() -> String {
+    "{\"config\": \"disabled\"}\n".to_owned()
 }
 
 /// Every file of the seed, by name.
@@ -210,10 +250,7 @@ pub fn files(spec: &SeedSpec) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     files.insert("meta-data".to_owned(), meta_data(spec).into_bytes());
     files.insert("user-data".to_owned(), user_data(spec).into_bytes());
-    files.insert(
-        "network-config".to_owned(),
-        network_config(&spec.network).into_bytes(),
-    );
+    files.insert("network-config".to_owned(), network_config().into_bytes());
     files.insert("dpdk-agent".to_owned(), spec.agent_binary.clone());
     files.insert(
         "dpdk-agent.sha256".to_owned(),
@@ -229,6 +266,10 @@ pub fn files(spec: &SeedSpec) -> BTreeMap<String, Vec<u8>> {
     files.insert(
         "dpdk-agent.service".to_owned(),
         AGENT_UNIT.as_bytes().to_vec(),
+    );
+    files.insert(
+        "dpdkhost-install.sh".to_owned(),
+        install_script(spec.hugepages, &spec.network).into_bytes(),
     );
     files
 }
@@ -357,6 +398,7 @@ pub(crate) mod tests {
                 "dpdk-agent",
                 "dpdk-agent.service",
                 "dpdk-agent.sha256",
+                "dpdkhost-install.sh",
                 "meta-data",
                 "network-config",
                 "user-data"
@@ -405,14 +447,34 @@ pub(crate) mod tests {
         );
         assert_eq!(doc["cloud_config_modules"], json!([]));
         let boot = doc["bootcmd"][0].as_str().unwrap();
-        assert!(boot.contains("systemctl --no-block start dpdk-agent.service"));
-        assert!(boot.contains("systemctl enable --no-reload dpdk-agent.service"));
-        assert!(boot.contains("sha256sum"));
-        assert!(boot.contains("-ge 64 ]"));
+        assert!(boot.contains("mount -o ro") && boot.contains("dpdkhost-install.sh"));
+        let install = install_script(64, &s.network);
+        assert!(install.contains("systemctl --no-block start dpdk-agent.service"));
+        assert!(install.contains("systemctl enable --no-reload dpdk-agent.service"));
+        assert!(install.contains("sha256sum"));
+        assert!(install.contains("-ge 64 ]"));
         assert!(
             text.len() < 16 * 1024,
             "user-data stays small: the binary travels as a file"
         );
+    }
+
+    #[test]
+    fn scripts_are_valid_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("install.sh", install_script(64, &spec().network)),
+            ("run.sh", RUN_FROM_SEED.to_owned()),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &text).unwrap();
+            let status = std::process::Command::new("sh")
+                .arg("-n")
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(status.success(), "sh -n rejects {name}:\n{text}");
+        }
     }
 
     #[test]
@@ -421,16 +483,22 @@ pub(crate) mod tests {
         let meta: serde_json::Value = serde_json::from_str(&meta_data(&s)).unwrap();
         assert_eq!(meta["instance-id"], "dpdkhost-t-vm1-0123abcd");
         assert_eq!(meta["local-hostname"], "vm1");
-        let net: serde_json::Value = serde_json::from_str(&network_config(&s.network)).unwrap();
-        assert_eq!(net["version"], 1);
+        let net: serde_json::Value = serde_json::from_str(&network_config()).unwrap();
         assert_eq!(
-            net["config"].as_array().unwrap().len(),
-            1,
-            "only the management NIC"
+            net["config"], "disabled",
+            "the install script owns the management NIC"
         );
-        assert_eq!(net["config"][0]["mac_address"], "52:54:00:0a:01:01");
-        assert_eq!(net["config"][0]["subnets"][0]["address"], "10.0.2.15/24");
-        assert_eq!(net["config"][0]["subnets"][0]["gateway"], "10.0.2.2");
+        let install = install_script(64, &s.network);
+        assert!(
+            install.contains(r#"if [ "$(cat "$d/address")" = "52:54:00:0a:01:01" ]"#),
+            "found by MAC"
+        );
+        assert!(install.contains("ip addr add 10.0.2.15/24 dev"));
+        assert!(install.contains("ip route replace default via 10.0.2.2"));
+        assert!(
+            install.contains(r"printf 'nameserver 10.0.2.3\n' > /etc/resolv.conf"),
+            "{install}"
+        );
     }
 
     #[test]

@@ -68,6 +68,38 @@ pub fn output_with_timeout(mut cmd: Command, timeout: Duration) -> anyhow::Resul
     }
 }
 
+/// Waits until `addr` answers with an SSH banner (sshd may come up a little after the
+/// agent; with user-mode networking the forwarded port accepts even before that).
+pub fn wait_for_sshd(addr: std::net::SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let start = Instant::now();
+    let mut last = String::from("no attempt");
+    let mut told = false;
+    while start.elapsed() < timeout {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+            Ok(mut s) => {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 64];
+                match s.read(&mut buf) {
+                    Ok(n) if buf[..n].starts_with(b"SSH-") => return Ok(()),
+                    Ok(_) => last = "connection closed before the SSH banner".into(),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        if !told && start.elapsed() > Duration::from_secs(2) {
+            eprintln!("waiting for sshd at {addr} ...");
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bail!(
+        "sshd at {addr} did not answer within {} s (last: {last})",
+        timeout.as_secs()
+    )
+}
+
 /// Runs `ssh`: replaces this process with ssh.
 pub fn run(args: SshArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let state = ctx.require_state()?;
@@ -81,6 +113,7 @@ pub fn run(args: SshArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", "),
     })?;
+    wait_for_sshd(vm.ssh, Duration::from_secs(120))?;
     let mut cmd = command(ctx, &state, vm, false);
     // After the destination, ssh joins the remaining words into the remote command.
     cmd.args(&args.command);

@@ -416,6 +416,8 @@ impl Libvirt {
         let pool = pool::ensure(&self.conn, &plan.pool, &plan.pool_path)?;
         let dir = pool::target_path(&pool)?;
         let path = |n: &str| dir.join(n);
+        let transfer =
+            pool::Transfer::choose(self.is_local() && !self.uri.starts_with("test:"), &dir);
         for action in &plan.actions {
             match action {
                 Action::CreatePool => {}
@@ -427,6 +429,7 @@ impl Libvirt {
                     pool::upload_file(
                         &self.conn,
                         &pool,
+                        &transfer,
                         &names.base(),
                         &base.disk,
                         &base.sha256,
@@ -436,6 +439,7 @@ impl Libvirt {
                         pool::upload_file(
                             &self.conn,
                             &pool,
+                            &transfer,
                             &names.kernel(),
                             &boot.kernel,
                             &boot.kernel_sha256,
@@ -444,12 +448,14 @@ impl Libvirt {
                         pool::upload_file(
                             &self.conn,
                             &pool,
+                            &transfer,
                             &names.initrd(),
                             &boot.initrd,
                             &boot.initrd_sha256,
                             progress,
                         )?;
                     }
+                    pool::refresh(&pool)?;
                 }
                 Action::CreateNetworks => {
                     progress.stage("creating the NAT management and isolated data networks");
@@ -500,7 +506,8 @@ impl Libvirt {
                         base.format,
                     )?;
                     let seed = make_seed(vm)?;
-                    pool::upload_bytes(&self.conn, &pool, &names.seed(vm.index), &seed)?;
+                    pool::upload_bytes(&self.conn, &pool, &transfer, &names.seed(vm.index), &seed)?;
+                    pool::refresh(&pool)?;
                     let spec = plan.domain_spec(vm, &dir, base.boot.is_some());
                     Domain::define_xml(&self.conn, &domain::domain_xml(&spec)).map_err(
                         |source| ProvisionError::Libvirt {
