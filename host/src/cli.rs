@@ -85,8 +85,8 @@ pub struct PingPongArgs {
     /// The reflecting VM (index or name).
     #[arg(long, default_value = "2")]
     pub to: String,
-    /// Packets to send (1..=100000000).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    /// Packets to send (1..=10000000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub count: u64,
     /// Frame size in bytes without FCS, as testpmd counts it (64..=1514).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(64..=1514))]
