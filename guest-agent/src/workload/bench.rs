@@ -204,6 +204,8 @@ pub fn bench(
     stop: &StopSignal,
 ) -> Result<BenchReport, WorkloadError> {
     p.validate()?;
+    // A mempool cache for this thread: the fast path allocates and frees mbufs.
+    let _lcore = crate::eal::register_current_thread();
     let (mac, ip) = (port.mac(), port.ip());
     let sends = matches!(p.mode, BenchMode::Tx | BenchMode::Both);
     let frame_len = usize::from(p.frame_size);

@@ -27,7 +27,7 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// Shortest time given to ARP, whatever the per-packet timeout.
 const MIN_ARP_WAIT: Duration = Duration::from_secs(3);
 /// Highest RTT the histogram holds; longer ones are clamped (they are timeouts anyway).
-const HISTOGRAM_MAX_NS: u64 = 120_000_000_000;
+pub(crate) const HISTOGRAM_MAX_NS: u64 = 120_000_000_000;
 
 /// What a ping-pong run does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +87,11 @@ impl PingPongParams {
 /// Live ping-pong counters.
 #[derive(Debug, Default)]
 pub struct PingPongLive {
-    sent: AtomicU64,
-    received: AtomicU64,
-    lost: AtomicU64,
-    last_rtt_ns: AtomicU64,
-    started: OnceLock<Instant>,
+    pub(crate) sent: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) last_rtt_ns: AtomicU64,
+    pub(crate) started: OnceLock<Instant>,
 }
 
 /// A point-in-time view of [`PingPongLive`].
@@ -146,7 +146,7 @@ pub struct PingPongReport {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Slot {
+pub(crate) enum Slot {
     Unsent,
     InFlight,
     Answered,
@@ -154,23 +154,23 @@ enum Slot {
 }
 
 /// Per-run bookkeeping, allocated once before the first packet.
-struct Tracker {
-    slots: Vec<Slot>,
-    sent_ns: Vec<u64>,
+pub(crate) struct Tracker {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) sent_ns: Vec<u64>,
     /// Every seq below this is answered or lost.
-    oldest_open: u64,
-    in_flight: u64,
-    highest_answered: Option<u64>,
+    pub(crate) oldest_open: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) highest_answered: Option<u64>,
 }
 
 impl Tracker {
-    fn slot_index(seq: u64) -> usize {
+    pub(crate) fn slot_index(seq: u64) -> usize {
         // count <= MAX_COUNT, so every seq fits usize.
         usize::try_from(seq).unwrap_or(usize::MAX)
     }
 
     /// Marks expired packets lost; returns how many.
-    fn expire(&mut self, now: u64, timeout_ns: u64, sent_up_to: u64) -> u64 {
+    pub(crate) fn expire(&mut self, now: u64, timeout_ns: u64, sent_up_to: u64) -> u64 {
         let mut lost = 0;
         while self.oldest_open < sent_up_to {
             let index = Tracker::slot_index(self.oldest_open);
@@ -199,6 +199,8 @@ pub fn pingpong(
     stop: &StopSignal,
 ) -> Result<PingPongReport, WorkloadError> {
     p.validate()?;
+    // A mempool cache for this thread: the fast path allocates and frees mbufs.
+    let _lcore = crate::eal::register_current_thread();
     let (mac, ip) = (port.mac(), port.ip());
     let peer_mac = resolve_peer(port, p.peer_ip, p.timeout.max(MIN_ARP_WAIT), stop)?;
     let endpoints = UdpEndpoints {

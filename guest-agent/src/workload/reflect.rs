@@ -50,7 +50,7 @@ impl ReflectLive {
         }
     }
 
-    fn publish(&self, counters: &ReflectCounters) {
+    pub(crate) fn publish(&self, counters: &ReflectCounters) {
         self.received.store(counters.received, Ordering::Relaxed);
         self.reflected.store(counters.reflected, Ordering::Relaxed);
         self.arp_replies
@@ -69,6 +69,8 @@ pub fn reflect(
     live: &ReflectLive,
     stop: &StopSignal,
 ) -> Result<ReflectCounters, WorkloadError> {
+    // A mempool cache for this thread: the fast path allocates and frees mbufs.
+    let _lcore = crate::eal::register_current_thread();
     let (mac, ip) = (port.mac(), port.ip());
     let mut counters = ReflectCounters::default();
     let mut rx = MbufBatch::new();
