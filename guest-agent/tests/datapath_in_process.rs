@@ -198,6 +198,66 @@ fn both_directions_through_a_reflector(a: &mut DataPort, b: &mut DataPort) {
     assert!(report.counters.rx_seq_gaps <= reflected.tx_dropped);
 }
 
+/// Paced ping-pong keeps its interval; a peer that answers ARP but does not reflect
+/// (B running an rx bench) loses every packet, each after its own timeout.
+fn interval_and_loss(a: &mut DataPort, b: &mut DataPort) {
+    let paced = PingPongParams {
+        peer_ip: IP_B,
+        count: 50,
+        frame_size: 64,
+        interval: Some(Duration::from_millis(2)),
+        window: 1,
+        timeout: Duration::from_millis(200),
+    };
+    let stop = StopSignal::new();
+    let reflect_live = ReflectLive::default();
+    let paced_report = std::thread::scope(|scope| {
+        let reflector = scope.spawn(|| reflect(b, &reflect_live, &stop));
+        let report = pingpong(a, &paced, &PingPongLive::default(), &StopSignal::new());
+        stop.stop();
+        reflector
+            .join()
+            .expect("reflector thread")
+            .expect("reflector runs");
+        report
+    });
+    let rx_stop = StopSignal::new();
+    let lossy = PingPongParams {
+        count: 5,
+        window: 5,
+        interval: None,
+        ..paced.clone()
+    };
+    let lossy_report = std::thread::scope(|scope| {
+        let sink = scope.spawn(|| {
+            bench(
+                b,
+                &bench_params(BenchMode::Rx),
+                &BenchLive::default(),
+                &rx_stop,
+            )
+        });
+        let report = pingpong(a, &lossy, &PingPongLive::default(), &StopSignal::new());
+        rx_stop.stop();
+        let sink = sink.join().expect("sink thread").expect("rx bench runs");
+        assert_eq!(sink.counters.rx_packets, 5, "the sink saw every ping");
+        report
+    });
+    let paced_report = paced_report.expect("paced ping-pong runs");
+    assert_eq!(paced_report.received, 50);
+    assert!(
+        paced_report.elapsed >= Duration::from_millis(98),
+        "50 packets 2 ms apart took {:?}",
+        paced_report.elapsed
+    );
+    let lossy_report = lossy_report.expect("ping-pong without reflector still reports");
+    assert_eq!(lossy_report.sent, 5);
+    assert_eq!(lossy_report.received, 0);
+    assert_eq!(lossy_report.lost, 5);
+    assert!(lossy_report.elapsed >= Duration::from_millis(200));
+    assert_eq!(lossy_report.rtt.len(), 0);
+}
+
 /// Bad requests are errors with the field and value named, never panics.
 fn invalid_requests_are_rejected(a: &mut DataPort, eal: &Eal) {
     let again = Eal::init(&["--no-huge".to_owned()]);
@@ -299,6 +359,7 @@ fn datapath_on_a_real_eal() {
     tx_to_rx_counts_match(&mut a, &mut b);
     rate_is_held(&mut a, &mut b);
     both_directions_through_a_reflector(&mut a, &mut b);
+    interval_and_loss(&mut a, &mut b);
     invalid_requests_are_rejected(&mut a, &eal);
 
     // The loopback port passes the same port checks the selftest runs.
