@@ -111,6 +111,11 @@ pub trait KernelOps: Send + Sync {
     fn has_vfio_noiommu(&self) -> Option<bool> {
         None
     }
+    /// Puts `cidr` (e.g. `10.0.1.4/24`) on a kernel interface, replacing what it had,
+    /// and sets the link up.
+    fn set_address(&self, ifname: &str, cidr: &str) -> Result<(), KernelOpError>;
+    /// Removes every IPv4 address from a kernel interface.
+    fn flush_addresses(&self, ifname: &str) -> Result<(), KernelOpError>;
 }
 
 /// The real system: `modprobe` and `ip link set dev X down`.
@@ -143,6 +148,13 @@ fn run(program: &str, args: &[&str]) -> Result<(), KernelOpError> {
     })
 }
 
+fn ip_program() -> &'static str {
+    first_existing(
+        &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"],
+        "ip",
+    )
+}
+
 impl KernelOps for SystemKernel {
     fn load_module(&self, module: &str) -> Result<(), KernelOpError> {
         let modprobe = first_existing(
@@ -158,11 +170,18 @@ impl KernelOps for SystemKernel {
     }
 
     fn set_link_down(&self, ifname: &str) -> Result<(), KernelOpError> {
-        let ip = first_existing(
-            &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"],
-            "ip",
-        );
-        run(ip, &["link", "set", "dev", ifname, "down"])
+        run(ip_program(), &["link", "set", "dev", ifname, "down"])
+    }
+
+    fn set_address(&self, ifname: &str, cidr: &str) -> Result<(), KernelOpError> {
+        let ip = ip_program();
+        run(ip, &["-4", "addr", "flush", "dev", ifname])?;
+        run(ip, &["addr", "add", cidr, "dev", ifname])?;
+        run(ip, &["link", "set", "dev", ifname, "up"])
+    }
+
+    fn flush_addresses(&self, ifname: &str) -> Result<(), KernelOpError> {
+        run(ip_program(), &["-4", "addr", "flush", "dev", ifname])
     }
 
     /// From /boot/config-<release> (Debian and Ubuntu ship it): loading vfio just to
@@ -311,6 +330,37 @@ pub enum BindError {
         timeout: Duration,
         /// The driver it has, or "none".
         now: String,
+    },
+    /// The NIC has no kernel driver to go back to.
+    #[error("{pci_address} had no kernel driver before the agent bound it")]
+    NoKernelDriver {
+        /// The device.
+        pci_address: String,
+    },
+    /// The kernel driver took the NIC back but no interface with its MAC showed up.
+    #[error(
+        "no interface with MAC {mac} appeared within {timeout:?} after {driver} took {pci_address}"
+    )]
+    NoInterface {
+        /// The MAC.
+        mac: String,
+        /// The device.
+        pci_address: String,
+        /// The kernel driver.
+        driver: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// The data address could not be configured or removed.
+    #[error("cannot configure {cidr} on {ifname}")]
+    Address {
+        /// The interface.
+        ifname: String,
+        /// The address.
+        cidr: String,
+        /// The cause.
+        #[source]
+        source: KernelOpError,
     },
     /// The state file could not be written.
     #[error("cannot record the binding in {path}")]
@@ -615,6 +665,73 @@ pub fn restore(
         "data NIC given back"
     );
     Ok(())
+}
+
+/// Gives the NIC back to its kernel driver for a kernel-stack baseline: [`restore`],
+/// then waits for its interface to show up and puts the data address on it with the
+/// link up. Returns the interface name. [`take_from_kernel`] undoes it.
+pub fn give_to_kernel(
+    root: &SysfsRoot,
+    kernel: &dyn KernelOps,
+    binding: &Binding,
+    state_path: Option<&Path>,
+    cidr: &str,
+) -> Result<String, BindError> {
+    let Some(driver) = binding.original_driver.clone() else {
+        return Err(BindError::NoKernelDriver {
+            pci_address: binding.pci_address.clone(),
+        });
+    };
+    restore(root, binding, state_path)?;
+    let mac = parse_mac(&binding.mac).unwrap_or_default();
+    let start = Instant::now();
+    let nic = loop {
+        match find_nic_by_mac(root, mac) {
+            Ok(nic) => break nic,
+            Err(BindError::NicNotFound { .. }) if start.elapsed() < SETTLE_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(BindError::NicNotFound { .. }) => {
+                return Err(BindError::NoInterface {
+                    mac: binding.mac.clone(),
+                    pci_address: binding.pci_address.clone(),
+                    driver,
+                    timeout: SETTLE_TIMEOUT,
+                })
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let ifname = nic.ifname.unwrap_or_default();
+    kernel
+        .set_address(&ifname, cidr)
+        .map_err(|source| BindError::Address {
+            ifname: ifname.clone(),
+            cidr: cidr.to_owned(),
+            source,
+        })?;
+    tracing::info!(pci = %binding.pci_address, %ifname, %cidr, "data NIC given to the kernel");
+    Ok(ifname)
+}
+
+/// Takes the NIC back from the kernel after [`give_to_kernel`]: removes the data
+/// address, then [`bind`]s it for DPDK again.
+pub fn take_from_kernel(request: &BindRequest<'_>) -> Result<Binding, BindError> {
+    if let Ok(Nic {
+        ifname: Some(ifname),
+        ..
+    }) = find_nic_by_mac(request.root, request.mac)
+    {
+        request
+            .kernel
+            .flush_addresses(&ifname)
+            .map_err(|source| BindError::Address {
+                ifname: ifname.clone(),
+                cidr: "(all)".to_owned(),
+                source,
+            })?;
+    }
+    bind(request)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod bind;
 pub mod datapath;
 pub mod eal;
+pub mod handover;
 pub mod mbuf;
 pub mod mempool;
 pub mod packet;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use agent_proto::config::BindDriver;
 use dpdk_agent::bind::{
-    bind, find_nic_by_mac, restore, BindError, BindRequest, Binding, DpdkDriver, KernelOpError,
-    KernelOps, SysfsRoot,
+    bind, find_nic_by_mac, give_to_kernel, restore, take_from_kernel, BindError, BindRequest,
+    Binding, DpdkDriver, KernelOpError, KernelOps, SysfsRoot,
 };
 
 const BDF: &str = "0000:00:04.0";
@@ -247,6 +247,19 @@ impl KernelOps for FakeKernel {
     fn has_vfio_noiommu(&self) -> Option<bool> {
         self.noiommu_config
     }
+
+    fn set_address(&self, ifname: &str, cidr: &str) -> Result<(), KernelOpError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("address {cidr} on {ifname}, up"));
+        Ok(())
+    }
+
+    fn flush_addresses(&self, ifname: &str) -> Result<(), KernelOpError> {
+        self.calls.lock().unwrap().push(format!("flush {ifname}"));
+        Ok(())
+    }
 }
 
 #[test]
@@ -475,5 +488,69 @@ fn a_kernel_config_without_no_iommu_skips_loading_vfio() {
     assert_eq!(
         kernel.calls(),
         ["link down eth1", "modprobe uio_pci_generic"]
+    );
+}
+
+#[test]
+fn release_to_the_kernel_and_take_back() {
+    let fake = FakeSysfs::new();
+    let kernel = FakeKernel::new(&fake, &["uio_pci_generic"]);
+    let state = fake.path("run/binding.json");
+    let root = fake.root();
+    let request = BindRequest {
+        root: &root,
+        kernel: &kernel,
+        mac: MAC,
+        preference: BindDriver::UioPciGeneric,
+        state_path: Some(&state),
+    };
+    let binding = bind(&request).unwrap();
+    assert_eq!(fake.driver_of(BDF).as_deref(), Some("uio_pci_generic"));
+
+    let ifname = give_to_kernel(&root, &kernel, &binding, Some(&state), "10.0.1.4/24").unwrap();
+    assert_eq!(ifname, "eth1");
+    assert_eq!(fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
+    assert!(
+        !state.exists(),
+        "nothing to restore while the kernel has it"
+    );
+    assert_eq!(
+        kernel.calls().last().map(String::as_str),
+        Some("address 10.0.1.4/24 on eth1, up")
+    );
+
+    let again = take_from_kernel(&request).unwrap();
+    assert_eq!(again, binding);
+    assert_eq!(fake.driver_of(BDF).as_deref(), Some("uio_pci_generic"));
+    assert!(state.exists());
+    let calls = kernel.calls();
+    let flush = calls
+        .iter()
+        .position(|c| c == "flush eth1")
+        .expect("flushed");
+    let down = calls.iter().rposition(|c| c == "link down eth1").unwrap();
+    assert!(
+        flush < down,
+        "address removed before the interface goes: {calls:?}"
+    );
+}
+
+#[test]
+fn a_nic_without_a_kernel_driver_cannot_go_to_the_kernel() {
+    let fake = FakeSysfs::new();
+    let kernel = FakeKernel::new(&fake, &["uio_pci_generic"]);
+    let binding = Binding {
+        mac: MAC_TEXT.into(),
+        pci_address: BDF.into(),
+        ifname: None,
+        original_driver: None,
+        driver: DpdkDriver::UioPciGeneric,
+    };
+    let error = give_to_kernel(&fake.root(), &kernel, &binding, None, "10.0.1.4/24").unwrap_err();
+    assert!(matches!(error, BindError::NoKernelDriver { .. }), "{error}");
+    assert_eq!(
+        fake.driver_of(BDF).as_deref(),
+        Some("virtio-pci"),
+        "untouched"
     );
 }

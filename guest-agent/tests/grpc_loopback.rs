@@ -97,7 +97,9 @@ async fn serves_health_info_and_reflection_over_mutual_tls() {
             "Reflect",
             "StopReflect",
             "Bench",
-            "Stop"
+            "Stop",
+            "ReleasePort",
+            "AcquirePort"
         ]
     );
 }

@@ -81,17 +81,21 @@ fn op() -> impl Strategy<Value = Op> {
         u64_in(0..2_000_000),
         u32_in(1..1025),
         u64_in(1_000_000..100_000_000),
+        any::<bool>(),
     )
-        .prop_map(|(peer_ip, count, size, interval_ns, window, timeout_ns)| {
-            Op::PingPong(v1::PingPongRequest {
-                peer_ip,
-                count,
-                size,
-                interval_ns,
-                window,
-                timeout_ns,
-            })
-        });
+        .prop_map(
+            |(peer_ip, count, size, interval_ns, window, timeout_ns, kernel)| {
+                Op::PingPong(v1::PingPongRequest {
+                    peer_ip,
+                    count,
+                    size,
+                    interval_ns,
+                    window,
+                    timeout_ns,
+                    kernel,
+                })
+            },
+        );
     let bench = (
         prop_oneof![3 => 1..4i32, 1 => any::<i32>()],
         peer(),
@@ -235,7 +239,10 @@ async fn run(client: &mut RawClient<Channel>, op: Op) -> Result<(), TestCaseErro
         Op::Bench(request) => sample_stream("Bench", client.bench(request).await).await,
         Op::Reflect => unary(
             "Reflect",
-            client.reflect(v1::ReflectRequest {}).await.map(drop),
+            client
+                .reflect(v1::ReflectRequest { kernel: false })
+                .await
+                .map(drop),
         ),
         Op::StopReflect => unary(
             "StopReflect",

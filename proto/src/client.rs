@@ -243,10 +243,43 @@ impl AgentClient {
     /// Starts the reflector.
     pub async fn reflect(&mut self) -> Result<(), ClientError> {
         self.agent
-            .reflect(v1::ReflectRequest {})
+            .reflect(v1::ReflectRequest { kernel: false })
             .await
             .map_err(rpc_err("Reflect"))?;
         Ok(())
+    }
+
+    /// Starts the kernel-socket UDP reflector (the port must be released to the kernel).
+    pub async fn reflect_kernel(&mut self) -> Result<(), ClientError> {
+        self.agent
+            .reflect(v1::ReflectRequest { kernel: true })
+            .await
+            .map_err(rpc_err("Reflect"))?;
+        Ok(())
+    }
+
+    /// Hands the data NIC to the kernel or to another DPDK process.
+    pub async fn release_port(
+        &mut self,
+        to: v1::ReleaseTo,
+    ) -> Result<v1::ReleasePortReply, ClientError> {
+        Ok(self
+            .agent
+            .release_port(v1::ReleasePortRequest { to: to as i32 })
+            .await
+            .map_err(rpc_err("ReleasePort"))?
+            .into_inner())
+    }
+
+    /// Takes the data NIC back for DPDK; true when it was released.
+    pub async fn acquire_port(&mut self) -> Result<bool, ClientError> {
+        Ok(self
+            .agent
+            .acquire_port(v1::AcquirePortRequest {})
+            .await
+            .map_err(rpc_err("AcquirePort"))?
+            .into_inner()
+            .was_released)
     }
 
     /// Stops the reflector and returns its counters.

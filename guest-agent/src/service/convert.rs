@@ -146,6 +146,28 @@ pub(crate) fn selftest_check(check: &Check) -> v1::SelftestCheck {
     }
 }
 
+/// What ReleasePort handed over, for its reply.
+pub(crate) fn released(released: &crate::handover::Released) -> v1::ReleasePortReply {
+    use crate::handover::ReleaseTarget;
+    let is_pci = released.eal_args.iter().any(|arg| arg == "-a") || !released.ifname.is_empty();
+    v1::ReleasePortReply {
+        to: match released.to {
+            ReleaseTarget::Kernel => v1::ReleaseTo::Kernel,
+            ReleaseTarget::DpdkProcess => v1::ReleaseTo::DpdkProcess,
+        } as i32,
+        ifname: released.ifname.clone(),
+        ip: released.cidr.clone(),
+        pci_address: if is_pci {
+            released.device.clone()
+        } else {
+            String::new()
+        },
+        mac: released.mac.clone(),
+        eal_args: released.eal_args.clone(),
+        free_hugepages: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use tonic_health::ServingStatus;
 
 use crate::datapath::{DataPort, PortDetails};
 use crate::eal::Eal;
+use crate::handover::{Handover, ReleaseTarget, Released};
 use crate::selftest::{self, Check};
 use crate::workload::{
     self, BenchCounters, BenchLive, PingPongLive, ReflectCounters, ReflectLive, StopSignal,
@@ -42,6 +43,11 @@ pub enum DataplaneState {
     Ready,
     /// Binding, EAL or the port failed (the reason), or the agent is shutting down.
     Failed(String),
+    /// The port was handed over with ReleasePort; DPDK workloads are refused, kernel
+    /// ones run when it went to the kernel.
+    Released(ReleaseTarget),
+    /// ReleasePort or AcquirePort is moving the port.
+    Moving(&'static str),
 }
 
 /// How the agent reached its data NIC, for Info.
@@ -88,6 +94,10 @@ struct Inner {
     /// The port as last seen, for Info while a workload holds it.
     details: Option<PortDetails>,
     running: Option<Running>,
+    /// How to give the port away and take it back (absent until the port opened).
+    handover: Option<Handover>,
+    /// What the last ReleasePort handed over, while released.
+    released: Option<Released>,
 }
 
 struct Shared {
@@ -212,6 +222,8 @@ impl AgentService {
                     port: None,
                     details: None,
                     running: None,
+                    handover: None,
+                    released: None,
                 }),
                 health,
                 options,
@@ -241,6 +253,11 @@ impl AgentService {
         self.report_health(ServingStatus::Serving).await;
     }
 
+    /// Lets ReleasePort / AcquirePort hand the port over (without it they are refused).
+    pub fn set_handover(&self, handover: Handover) {
+        lock(&self.shared.inner).handover = Some(handover);
+    }
+
     /// Binding, EAL or the port failed: the server stays up, Info says why and
     /// workloads are refused with that reason; health says NOT_SERVING.
     pub async fn set_failed(&self, reason: String, drivers: NicDrivers) {
@@ -263,6 +280,11 @@ impl AgentService {
     pub async fn shutdown(&self) -> Option<DataPort> {
         let running = {
             let mut inner = lock(&self.shared.inner);
+            if inner.state == DataplaneState::Released(ReleaseTarget::Kernel) {
+                if let Some(handover) = &inner.handover {
+                    handover.forget_kernel_address();
+                }
+            }
             inner.state = DataplaneState::Failed("the agent is shutting down".into());
             inner
                 .running
@@ -289,6 +311,26 @@ impl AgentService {
             DataplaneState::Failed(reason) => Some(Status::failed_precondition(format!(
                 "data port unavailable: {reason}"
             ))),
+            DataplaneState::Released(to) => Some(Status::failed_precondition(format!(
+                "port released to {to} (AcquirePort takes it back)"
+            ))),
+            DataplaneState::Moving(what) => Some(Status::unavailable(format!(
+                "the data port is being {what}"
+            ))),
+        }
+    }
+
+    /// Kernel-socket workloads need the port released to the kernel.
+    fn kernel_refusal(state: &DataplaneState) -> Option<Status> {
+        match state {
+            DataplaneState::Released(ReleaseTarget::Kernel) => None,
+            other => Some(Status::failed_precondition(format!(
+                "kernel-socket workloads need the port released to the kernel (ReleasePort); {}",
+                Self::refusal(other).map_or_else(
+                    || "DPDK has it now".to_owned(),
+                    |status| status.message().to_owned()
+                )
+            ))),
         }
     }
 
@@ -306,35 +348,7 @@ impl AgentService {
         T: Send + 'static,
         F: FnOnce(&mut DataPort, &StopSignal) -> T + Send + 'static,
     {
-        let (done_tx, done_rx) = watch::channel(());
-        let port = {
-            let mut inner = lock(&self.shared.inner);
-            if let Some(status) = Self::refusal(&inner.state) {
-                return Err(status);
-            }
-            if let Some(running) = &inner.running {
-                return Err(Status::failed_precondition(format!(
-                    "busy: {}",
-                    (running.describe)()
-                )));
-            }
-            let Some(port) = inner.port.take() else {
-                return Err(Status::internal("the data port is missing from its slot"));
-            };
-            inner.running = Some(Running {
-                kind,
-                describe,
-                stop: stop.clone(),
-                done: done_rx,
-                reflect,
-            });
-            port
-        };
-        let lease = Lease {
-            shared: self.shared.clone(),
-            port: Some(port),
-            _done: done_tx,
-        };
+        let lease = self.begin(kind, describe, stop.clone(), reflect, false)?;
         let (result_tx, result_rx) = oneshot::channel();
         tracing::info!(workload = kind, "starting");
         let spawned = std::thread::Builder::new()
@@ -354,6 +368,93 @@ impl AgentService {
         Ok(result_rx)
     }
 
+    /// Like [`AgentService::start`] for kernel-socket workloads: the port must be
+    /// released to the kernel; `work` gets the data address.
+    fn start_kernel<T, F>(
+        &self,
+        kind: &'static str,
+        describe: Describe,
+        stop: StopSignal,
+        reflect: Option<ReflectHandles>,
+        work: F,
+    ) -> Result<oneshot::Receiver<T>, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(std::net::Ipv4Addr, &StopSignal) -> T + Send + 'static,
+    {
+        let ip = lock(&self.shared.inner)
+            .details
+            .as_ref()
+            .map(|details| details.ip)
+            .ok_or_else(|| Status::failed_precondition("the data address is not known"))?;
+        let lease = self.begin(kind, describe, stop.clone(), reflect, true)?;
+        let (result_tx, result_rx) = oneshot::channel();
+        tracing::info!(workload = kind, %ip, "starting on kernel sockets");
+        let spawned = std::thread::Builder::new()
+            .name(format!("wl-k{kind}"))
+            .spawn(move || {
+                let result = work(ip, &stop);
+                drop(lease);
+                tracing::info!(workload = kind, "finished");
+                let _ = result_tx.send(result);
+            });
+        spawned.map_err(|error| {
+            Status::resource_exhausted(format!("cannot start a workload thread: {error}"))
+        })?;
+        Ok(result_rx)
+    }
+
+    /// Checks the state and that nothing runs, marks the workload as running and
+    /// takes the port (DPDK workloads) — one workload at a time either way.
+    fn begin(
+        &self,
+        kind: &'static str,
+        describe: Describe,
+        stop: StopSignal,
+        reflect: Option<ReflectHandles>,
+        kernel: bool,
+    ) -> Result<Lease, Status> {
+        let (done_tx, done_rx) = watch::channel(());
+        let port = {
+            let mut inner = lock(&self.shared.inner);
+            let refusal = if kernel {
+                Self::kernel_refusal(&inner.state)
+            } else {
+                Self::refusal(&inner.state)
+            };
+            if let Some(status) = refusal {
+                return Err(status);
+            }
+            if let Some(running) = &inner.running {
+                return Err(Status::failed_precondition(format!(
+                    "busy: {}",
+                    (running.describe)()
+                )));
+            }
+            let port = if kernel {
+                None
+            } else {
+                let Some(port) = inner.port.take() else {
+                    return Err(Status::internal("the data port is missing from its slot"));
+                };
+                Some(port)
+            };
+            inner.running = Some(Running {
+                kind,
+                describe,
+                stop,
+                done: done_rx,
+                reflect,
+            });
+            port
+        };
+        Ok(Lease {
+            shared: self.shared.clone(),
+            port,
+            _done: done_tx,
+        })
+    }
+
     fn info_now(&self) -> v1::InfoReply {
         let mut inner = lock(&self.shared.inner);
         if let Some(port) = &inner.port {
@@ -363,6 +464,24 @@ impl AgentService {
             DataplaneState::Ready => (v1::EalState::Ready, String::new()),
             DataplaneState::Starting => (v1::EalState::Unspecified, "starting".to_owned()),
             DataplaneState::Failed(reason) => (v1::EalState::Failed, reason.clone()),
+            DataplaneState::Released(to) => (
+                v1::EalState::Released,
+                match inner.released.as_ref().map(|r| r.ifname.as_str()) {
+                    Some(ifname) if !ifname.is_empty() => {
+                        format!("port released to {to} ({ifname})")
+                    }
+                    _ => format!("port released to {to}"),
+                },
+            ),
+            DataplaneState::Moving(what) => {
+                (v1::EalState::Unspecified, format!("port being {what}"))
+            }
+        };
+        let bound_driver = match (&inner.state, &inner.drivers.kernel_driver) {
+            (DataplaneState::Released(ReleaseTarget::Kernel), kernel) if !kernel.is_empty() => {
+                kernel.clone()
+            }
+            _ => inner.drivers.bound_driver.clone(),
         };
         v1::InfoReply {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -380,7 +499,7 @@ impl AgentService {
                 .map(|r| (r.describe)())
                 .unwrap_or_default(),
             kernel_driver: inner.drivers.kernel_driver.clone(),
-            bound_driver: inner.drivers.bound_driver.clone(),
+            bound_driver,
             rss_bytes: rss_bytes(),
         }
     }
@@ -475,17 +594,31 @@ impl Agent for AgentService {
         request: Request<v1::PingPongRequest>,
     ) -> Result<Response<Self::PingPongStream>, Status> {
         let params = validate::pingpong(request.get_ref())?;
+        let kernel = request.get_ref().kernel;
         let live = Arc::new(PingPongLive::default());
         let stop = StopSignal::default();
         let describe: Describe = {
             let live = live.clone();
             let (peer, count) = (params.peer_ip, params.count);
-            Arc::new(move || format!("pingpong to {peer} ({}/{count} sent)", live.snapshot().sent))
+            let via = if kernel { " via kernel UDP" } else { "" };
+            Arc::new(move || {
+                format!(
+                    "pingpong to {peer}{via} ({}/{count} sent)",
+                    live.snapshot().sent
+                )
+            })
         };
-        let result = self.start("pingpong", describe, stop.clone(), None, {
-            let live = live.clone();
-            move |port, stop| workload::pingpong(port, &params, &live, stop)
-        })?;
+        let result = if kernel {
+            self.start_kernel("pingpong", describe, stop.clone(), None, {
+                let live = live.clone();
+                move |ip, stop| workload::kernel::pingpong(ip, &params, &live, stop)
+            })?
+        } else {
+            self.start("pingpong", describe, stop.clone(), None, {
+                let live = live.clone();
+                move |port, stop| workload::pingpong(port, &params, &live, stop)
+            })?
+        };
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(drive_stream(
             tx,
@@ -511,17 +644,36 @@ impl Agent for AgentService {
 
     async fn reflect(
         &self,
-        _request: Request<v1::ReflectRequest>,
+        request: Request<v1::ReflectRequest>,
     ) -> Result<Response<v1::ReflectReply>, Status> {
         let live = Arc::new(ReflectLive::default());
         let handles = ReflectHandles {
             outcome: Arc::new(Mutex::new(None)),
         };
+        let kernel = request.get_ref().kernel;
         let describe: Describe = {
             let live = live.clone();
-            Arc::new(move || format!("reflect ({} reflected)", live.snapshot().reflected))
+            let via = if kernel { " via kernel UDP" } else { "" };
+            Arc::new(move || format!("reflect{via} ({} reflected)", live.snapshot().reflected))
         };
         let outcome = handles.outcome.clone();
+        if kernel {
+            self.start_kernel(
+                "reflect",
+                describe,
+                StopSignal::default(),
+                Some(handles),
+                move |ip, stop| {
+                    let result = workload::kernel::reflect(ip, &live, stop).map_err(|error| {
+                        let text = chain(&error);
+                        tracing::error!(error = %text, "kernel reflect failed");
+                        text
+                    });
+                    *lock(&outcome) = Some(result);
+                },
+            )?;
+            return Ok(Response::new(v1::ReflectReply {}));
+        }
         self.start(
             "reflect",
             describe,
@@ -657,5 +809,147 @@ impl Agent for AgentService {
         stop.stop();
         wait_done(done).await?;
         Ok(Response::new(v1::StopReply { stopped: what }))
+    }
+
+    async fn release_port(
+        &self,
+        request: Request<v1::ReleasePortRequest>,
+    ) -> Result<Response<v1::ReleasePortReply>, Status> {
+        let to = match v1::ReleaseTo::try_from(request.get_ref().to) {
+            Ok(v1::ReleaseTo::Kernel) => ReleaseTarget::Kernel,
+            Ok(v1::ReleaseTo::DpdkProcess) => ReleaseTarget::DpdkProcess,
+            _ => {
+                return Err(validate::invalid_field(
+                    "to",
+                    "must be RELEASE_TO_KERNEL or RELEASE_TO_DPDK_PROCESS",
+                ))
+            }
+        };
+        let (port, mut handover) = {
+            let mut inner = lock(&self.shared.inner);
+            if let (DataplaneState::Released(now), Some(released)) = (&inner.state, &inner.released)
+            {
+                if *now == to {
+                    return Ok(Response::new(convert::released(released)));
+                }
+            }
+            if let Some(running) = &inner.running {
+                return Err(Status::failed_precondition(format!(
+                    "busy: {}",
+                    (running.describe)()
+                )));
+            }
+            if let Some(status) = Self::refusal(&inner.state) {
+                return Err(status);
+            }
+            let Some(handover) = inner.handover.take() else {
+                return Err(Status::failed_precondition(
+                    "this agent cannot hand its port over",
+                ));
+            };
+            let Some(port) = inner.port.take() else {
+                inner.handover = Some(handover);
+                return Err(Status::internal("the data port is missing from its slot"));
+            };
+            inner.details = Some(port.details());
+            inner.state = DataplaneState::Moving("released");
+            (port, handover)
+        };
+        self.report_health(ServingStatus::NotServing).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = handover.release(port, to);
+            (handover, result)
+        })
+        .await
+        .map_err(|error| Status::internal(format!("releasing the port panicked: {error}")))?;
+        let (handover, result) = outcome;
+        let mut inner = lock(&self.shared.inner);
+        inner.handover = Some(handover);
+        match result {
+            Ok(mut released) => {
+                if to == ReleaseTarget::DpdkProcess {
+                    released
+                        .eal_args
+                        .extend(["--file-prefix".to_owned(), "baseline".to_owned()]);
+                }
+                inner.state = DataplaneState::Released(to);
+                let mut reply = convert::released(&released);
+                reply.free_hugepages = hugepages().free_pages;
+                inner.released = Some(released);
+                Ok(Response::new(reply))
+            }
+            Err(error) => {
+                // The port is closed; AcquirePort may still bring it back.
+                let reason = format!("releasing the port to {to} failed: {}", chain(&error));
+                tracing::error!(%reason);
+                inner.state = DataplaneState::Released(to);
+                inner.released = None;
+                Err(Status::internal(reason))
+            }
+        }
+    }
+
+    async fn acquire_port(
+        &self,
+        _request: Request<v1::AcquirePortRequest>,
+    ) -> Result<Response<v1::AcquirePortReply>, Status> {
+        let (from, mut handover) = {
+            let mut inner = lock(&self.shared.inner);
+            let from = match &inner.state {
+                DataplaneState::Released(from) => *from,
+                DataplaneState::Ready => {
+                    return Ok(Response::new(v1::AcquirePortReply {
+                        was_released: false,
+                    }))
+                }
+                other => {
+                    return Err(Self::refusal(other).unwrap_or_else(|| {
+                        Status::failed_precondition("the port is not released")
+                    }))
+                }
+            };
+            if let Some(running) = &inner.running {
+                return Err(Status::failed_precondition(format!(
+                    "busy: {}",
+                    (running.describe)()
+                )));
+            }
+            let Some(handover) = inner.handover.take() else {
+                return Err(Status::internal("the handover state is missing"));
+            };
+            inner.state = DataplaneState::Moving("taken back");
+            (from, handover)
+        };
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = handover.acquire(from);
+            (handover, result)
+        })
+        .await
+        .map_err(|error| Status::internal(format!("taking the port back panicked: {error}")))?;
+        let (handover, result) = outcome;
+        let reply = {
+            let mut inner = lock(&self.shared.inner);
+            inner.handover = Some(handover);
+            inner.released = None;
+            match result {
+                Ok(port) => {
+                    inner.details = Some(port.details());
+                    inner.port = Some(port);
+                    inner.state = DataplaneState::Ready;
+                    Ok(Response::new(v1::AcquirePortReply { was_released: true }))
+                }
+                Err(error) => {
+                    let reason =
+                        format!("taking the port back from {from} failed: {}", chain(&error));
+                    tracing::error!(%reason);
+                    inner.state = DataplaneState::Failed(reason.clone());
+                    Err(Status::internal(reason))
+                }
+            }
+        };
+        if reply.is_ok() {
+            self.report_health(ServingStatus::Serving).await;
+        }
+        reply
     }
 }

@@ -37,6 +37,11 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("`{field}`: {message}"))
 }
 
+/// INVALID_ARGUMENT naming `field`, for checks made outside this module.
+pub(crate) fn invalid_field(field: &str, message: impl std::fmt::Display) -> Status {
+    invalid(field, message)
+}
+
 /// The workloads' own complaints, in the same shape.
 pub(crate) fn invalid_param(error: InvalidParam) -> Status {
     invalid(error.field, error.message)
@@ -83,6 +88,20 @@ fn peer_ip(field: &str, text: &str) -> Result<Ipv4Addr, Status> {
     Ok(ip)
 }
 
+/// A peer for kernel sockets: the kernel routes loopback addresses too.
+fn kernel_peer_ip(field: &str, text: &str) -> Result<Ipv4Addr, Status> {
+    let ip: Ipv4Addr = text.trim().parse().map_err(|_| {
+        invalid(
+            field,
+            format!("must be a unicast IPv4 address like 10.0.1.6, got {text:?}"),
+        )
+    })?;
+    if ip.is_loopback() {
+        return Ok(ip);
+    }
+    peer_ip(field, text)
+}
+
 fn timeout(
     field: &str,
     ns: u64,
@@ -104,7 +123,11 @@ pub(crate) fn pingpong(request: &v1::PingPongRequest) -> Result<PingPongParams, 
         ));
     }
     let params = PingPongParams {
-        peer_ip: peer_ip("peer_ip", &request.peer_ip)?,
+        peer_ip: if request.kernel {
+            kernel_peer_ip("peer_ip", &request.peer_ip)?
+        } else {
+            peer_ip("peer_ip", &request.peer_ip)?
+        },
         count: in_range("count", request.count, 1..=MAX_PINGPONG_COUNT, "")?,
         frame_size: frame_size(request.size)?,
         interval: match request.interval_ns {

@@ -3,6 +3,7 @@
 //! the whole time, and publishes live counters through atomics.
 
 pub mod bench;
+pub mod kernel;
 pub mod pingpong;
 pub mod reflect;
 
@@ -103,6 +104,15 @@ pub enum WorkloadError {
     /// A frame could not be built.
     #[error("building a frame")]
     Packet(#[from] packet::PacketError),
+    /// A kernel socket failed (kernel-stack baselines).
+    #[error("UDP socket {what}")]
+    Socket {
+        /// What was being done, with the address.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Stopped before the workload could do anything useful (e.g. during ARP).
     #[error("stopped before the peer was resolved")]
     Stopped,

@@ -32,6 +32,7 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             interval_ns: args.interval.map(nanos).unwrap_or(0),
             window: args.window.unwrap_or(1),
             timeout_ns: nanos(args.timeout),
+            kernel: false,
         };
         let environment = environment(ctx, &mut from).await?;
         let started_at = started_at();
