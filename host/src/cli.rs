@@ -100,9 +100,27 @@ pub struct PingPongArgs {
     /// Per-packet timeout: a reply later than this counts as lost.
     #[arg(long, default_value = "1s", value_parser = crate::units::parse_duration)]
     pub timeout: Duration,
+    /// After the agent's run, measure the same ping-pong through this reference on the
+    /// same VMs and link (kernel: the NICs go back to virtio_net, UDP sockets).
+    #[arg(long, value_enum)]
+    pub baseline: Option<PingPongBaseline>,
     /// Directory the run is saved in.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+}
+
+/// A reference for `run pingpong`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PingPongBaseline {
+    /// UDP round trips through both guests' kernel stacks.
+    Kernel,
+}
+
+/// A reference for `bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchBaseline {
+    /// dpdk-testpmd txonly -> rxonly in the same VMs on the same ports.
+    Testpmd,
 }
 
 /// One way or both ways at once.
@@ -138,6 +156,10 @@ pub struct BenchArgs {
     /// The receiving VM (index or name).
     #[arg(long, default_value = "2")]
     pub to: String,
+    /// After the agent's run, measure the same direction with this reference on the
+    /// same VMs and ports (testpmd: one way only, as fast as possible).
+    #[arg(long, value_enum)]
+    pub baseline: Option<BenchBaseline>,
     /// Directory the run is saved in.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,

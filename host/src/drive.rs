@@ -90,6 +90,21 @@ impl Agent {
         reply.map_err(self.fail("Info"))
     }
 
+    /// Hands the data port to the kernel or to another DPDK process.
+    pub async fn release_port(
+        &mut self,
+        to: v1::ReleaseTo,
+    ) -> Result<v1::ReleasePortReply, DriveError> {
+        let reply = self.client.release_port(to).await;
+        reply.map_err(self.fail("ReleasePort"))
+    }
+
+    /// Takes the data port back for DPDK.
+    pub async fn acquire_port(&mut self) -> Result<bool, DriveError> {
+        let reply = self.client.acquire_port().await;
+        reply.map_err(self.fail("AcquirePort"))
+    }
+
     async fn stop_quietly(&mut self) {
         if let Err(err) = self.client.stop().await {
             tracing::warn!(vm = %self.endpoint.name, "cannot stop the workload: {err}");
@@ -146,6 +161,61 @@ pub async fn pingpong(
     let result = outcome?;
     stopped?;
     pingpong_side("agent", &result, &from.endpoint.name)
+}
+
+/// The same ping-pong through both guests' kernel UDP stacks: both agents give their
+/// NICs back to the kernel (data IP, link up), the kernel reflector runs on `to`, the
+/// kernel initiator on `from`, then both take their ports back — on every path.
+pub async fn pingpong_kernel(
+    from: &mut Agent,
+    to: &mut Agent,
+    mut request: v1::PingPongRequest,
+    on_progress: impl FnMut(&v1::PingPongProgress),
+) -> Result<PingPongSide, DriveError> {
+    request.kernel = true;
+    let outcome = async {
+        let (released_from, released_to) = tokio::join!(
+            from.release_port(v1::ReleaseTo::Kernel),
+            to.release_port(v1::ReleaseTo::Kernel)
+        );
+        let (released_from, released_to) = (released_from?, released_to?);
+        tracing::info!(
+            from = %released_from.ifname, to = %released_to.ifname,
+            "data NICs on their kernel drivers"
+        );
+        to.client
+            .reflect_kernel()
+            .await
+            .map_err(to.fail("Reflect"))?;
+        let mut initiator = from.client.clone();
+        let run = async {
+            initiator
+                .pingpong(request, on_progress)
+                .await
+                .map_err(from.fail("PingPong"))
+        };
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            _ = tokio::signal::ctrl_c() => {
+                from.stop_quietly().await;
+                Err(DriveError::Interrupted)
+            }
+        };
+        let stopped = to
+            .client
+            .stop_reflect()
+            .await
+            .map_err(to.fail("StopReflect"));
+        let result = outcome?;
+        stopped?;
+        Ok(result)
+    }
+    .await;
+    let (back_from, back_to) = tokio::join!(from.acquire_port(), to.acquire_port());
+    let result = outcome?;
+    back_from?;
+    back_to?;
+    pingpong_side("kernel", &result, &from.endpoint.name)
 }
 
 fn pingpong_side(

@@ -16,5 +16,6 @@ pub mod provision;
 pub mod results;
 pub mod seed;
 pub mod state;
+pub mod testpmd;
 pub mod ui;
 pub mod units;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::cli::{BenchArgs, BenchDirectionArg};
+use crate::cli::{BenchArgs, BenchBaseline, BenchDirectionArg};
+use crate::commands::pingpong::ratio;
+use crate::commands::ssh;
 use crate::commands::workload_common::{
     connect_pair, environment, print_json, save_and_report, started_at,
 };
@@ -47,6 +49,35 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         })
         .await
         .with_context(|| format!("bench {} / {} failed", a.endpoint.name, b.endpoint.name))?;
+        let baseline = match args.baseline {
+            None => Vec::new(),
+            Some(BenchBaseline::Testpmd) => {
+                let state = ctx.require_state()?;
+                let ssh_to = |name: &str| {
+                    state
+                        .vm(name)
+                        .map(|vm| ssh::command(ctx, &state, vm, true))
+                        .with_context(|| format!("{name} is not in the state file"))
+                };
+                let pair = crate::testpmd::Pair {
+                    tx_ssh: ssh_to(&a.endpoint.name)?,
+                    rx_ssh: ssh_to(&b.endpoint.name)?,
+                    rx_udp: b.endpoint.udp_local.map(|port| {
+                        std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port)
+                    }),
+                    tx: &mut a,
+                    rx: &mut b,
+                };
+                let direction = crate::testpmd::bench(pair, plan.size, plan.duration, |step| {
+                    spinner.println(step)
+                })
+                .await
+                .context(
+                    "testpmd baseline failed (the agents were asked to take their ports back)",
+                )?;
+                vec![direction]
+            }
+        };
         spinner.finish("bench done");
         let record = RunRecord {
             started_at,
@@ -54,12 +85,13 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 "from": a.endpoint.name, "to": b.endpoint.name, "size": args.size,
                 "duration_ns": u64::try_from(args.duration.as_nanos()).unwrap_or(u64::MAX),
                 "rate_pps": args.rate, "direction": if plan.bidirectional { "bi" } else { "uni" },
+                "baseline": args.baseline.map(|_| "testpmd"),
             }),
             environment,
             result: RunResult::Bench(BenchRun {
                 direction: if plan.bidirectional { "bi" } else { "uni" }.into(),
                 agent: directions.clone(),
-                baseline: Vec::new(),
+                baseline: baseline.clone(),
             }),
         };
         let saved = save_and_report(&record, &args.results, ctx.json)?;
@@ -68,6 +100,20 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         } else {
             for direction in &directions {
                 print_direction(direction);
+            }
+            for direction in &baseline {
+                println!("baseline dpdk-testpmd txonly -> rxonly (same VMs and ports):");
+                print_direction(direction);
+                if let Some(agent) = directions
+                    .iter()
+                    .find(|d| d.from == direction.from && d.to == direction.to)
+                {
+                    println!(
+                        "ratio agent/testpmd: tx={} rx={}",
+                        ratio(agent.tx_pps, direction.tx_pps),
+                        ratio(agent.rx_pps, direction.rx_pps)
+                    );
+                }
             }
             println!("saved {}", saved.json.display());
         }

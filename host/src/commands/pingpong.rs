@@ -8,7 +8,7 @@ use agent_proto::v1;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::PingPongArgs;
+use crate::cli::{PingPongArgs, PingPongBaseline};
 use crate::commands::workload_common::{
     connect_pair, environment, print_json, save_and_report, started_at,
 };
@@ -37,7 +37,7 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         let environment = environment(ctx, &mut from).await?;
         let started_at = started_at();
         let bar = progress_bar(ctx.json, args.count);
-        let side = drive::pingpong(&mut from, &mut to, request, |progress| {
+        let side = drive::pingpong(&mut from, &mut to, request.clone(), |progress| {
             bar.set_position(progress.received + progress.lost);
             bar.set_message(format!(
                 "sent {} received {} lost {} last rtt {:.1} us",
@@ -55,19 +55,43 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             )
         })?;
         bar.finish_and_clear();
+        let baseline = match args.baseline {
+            None => None,
+            Some(PingPongBaseline::Kernel) => {
+                let bar = progress_bar(ctx.json, args.count);
+                bar.set_message("kernel baseline: handing the NICs to virtio_net");
+                let kernel = drive::pingpong_kernel(&mut from, &mut to, request, |progress| {
+                    bar.set_position(progress.received + progress.lost);
+                    bar.set_message(format!(
+                        "kernel: sent {} received {} lost {}",
+                        progress.sent, progress.received, progress.lost
+                    ));
+                })
+                .await
+                .with_context(|| {
+                    format!(
+                        "kernel baseline ping-pong {} -> {} failed",
+                        from.endpoint.name, to.endpoint.name
+                    )
+                })?;
+                bar.finish_and_clear();
+                Some(kernel)
+            }
+        };
         let record = RunRecord {
             started_at,
             parameters: serde_json::json!({
                 "from": from.endpoint.name, "to": to.endpoint.name, "count": args.count,
                 "size": args.size, "interval_ns": args.interval.map(nanos),
                 "window": args.window.unwrap_or(1), "timeout_ns": nanos(args.timeout),
+                "baseline": args.baseline.map(|_| "kernel"),
             }),
             environment,
             result: RunResult::Pingpong(Box::new(PingPongRun {
                 from: u32::from(from.endpoint.index),
                 to: u32::from(to.endpoint.index),
                 agent: side.clone(),
-                baseline: None,
+                baseline: baseline.clone(),
             })),
         };
         let saved = save_and_report(&record, &args.results, ctx.json)?;
@@ -95,11 +119,37 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 side.elapsed_ns as f64 / 1e9
             );
             println!("  {}", chart::latency_line("round trip", &side.rtt));
+            if let Some(kernel) = &baseline {
+                println!(
+                    "baseline kernel UDP (same VMs and link, virtio_net): sent {}  received {}  lost {}  duplicates {}  reordered {}  in {:.2} s",
+                    kernel.sent,
+                    kernel.received,
+                    kernel.lost,
+                    kernel.duplicates,
+                    kernel.reordered,
+                    kernel.elapsed_ns as f64 / 1e9
+                );
+                println!("  {}", chart::latency_line("round trip", &kernel.rtt));
+                println!(
+                    "  ratio agent/kernel: p50={} p99={}",
+                    ratio(side.rtt.p50_ns as f64, kernel.rtt.p50_ns as f64),
+                    ratio(side.rtt.p99_ns as f64, kernel.rtt.p99_ns as f64)
+                );
+            }
             println!("  saved {}", saved.json.display());
         }
         // Loss is a measurement, not a failure: the table and the record carry it.
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `a / b` with two decimals, or `n/a` when `b` is zero.
+pub(crate) fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".to_owned()
+    }
 }
 
 fn progress_bar(quiet: bool, total: u64) -> ProgressBar {
