@@ -92,7 +92,8 @@ expect_nothing_left
 
 if [ -z "${HOSTLAB_SKIP_KILL:-}" ]; then
   step "up killed part-way, then down"
-  for delay in 2 6; do
+  # Fixed moments (image upload, seeds and domain start) and one at random.
+  for delay in 2 7 12 $((RANDOM % 20 + 1)); do
     dpdkhost up -y --no-kvm >/dev/null 2>&1 &
     up_pid=$!
     sleep "$delay"

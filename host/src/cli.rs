@@ -234,7 +234,7 @@ pub struct UpArgs {
     pub timeout: Option<u64>,
     /// The dpdk-agent binary to inject (default: `agent` in the configuration, else next
     /// to this executable).
-    #[arg(long)]
+    #[arg(long, env = "DPDKHOST_AGENT")]
     pub agent: Option<PathBuf>,
 }
 

@@ -43,7 +43,6 @@ pub const SEED_UNIT: &str = "[Unit]
 Description=dpdkhost: install and start the agent from the NoCloud seed
 DefaultDependencies=no
 After=local-fs.target
-Before=cloud-init-local.service
 Conflicts=shutdown.target
 
 [Service]
@@ -79,7 +78,10 @@ rm -f "$root/etc/hostname"
 # Nothing at boot that the lab does not need (TCG makes every unit expensive).
 chroot "$root" systemctl mask getty@tty1.service serial-getty@ttyS0.service \
   e2scrub_reap.service dpdk.service apt-daily.timer apt-daily-upgrade.timer \
-  e2scrub_all.timer fstrim.timer dpkg-db-backup.timer systemd-pstore.service >/dev/null 2>&1
+  e2scrub_all.timer fstrim.timer dpkg-db-backup.timer systemd-pstore.service \
+  systemd-binfmt.service proc-sys-fs-binfmt_misc.automount sys-kernel-debug.mount \
+  sys-kernel-tracing.mount sys-kernel-config.mount modprobe@loop.service modprobe@fuse.service \
+  modprobe@dm_mod.service modprobe@configfs.service modprobe@drm.service >/dev/null 2>&1
 chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
 # A small initrd: only what mounts /dev/vda (TCG unpacks and runs every byte of it).

@@ -8,6 +8,12 @@ use clap::Parser;
 use dpdkhost::{cli, commands};
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends the process quietly, as with any Unix tool.
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

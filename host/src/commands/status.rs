@@ -35,7 +35,7 @@ pub struct VmStatus {
     /// Why the agent is unreachable, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_error: Option<String>,
-    /// READY, FAILED or UNSPECIFIED (from Info), when the agent answered.
+    /// READY, FAILED, RELEASED or UNSPECIFIED (from Info), when the agent answered.
     pub eal_state: Option<String>,
     /// Why EAL failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,12 +82,11 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
                         Health::Unknown => "UNKNOWN",
                     };
                     let eal = info.as_ref().map(|i| {
-                        match EalState::try_from(i.eal_state).unwrap_or(EalState::Unspecified) {
-                            EalState::Ready => "READY",
-                            EalState::Failed => "FAILED",
-                            EalState::Unspecified => "UNSPECIFIED",
-                        }
-                        .to_owned()
+                        EalState::try_from(i.eal_state)
+                            .unwrap_or(EalState::Unspecified)
+                            .as_str_name()
+                            .trim_start_matches("EAL_STATE_")
+                            .to_owned()
                     });
                     let eal_err = info.map(|i| i.eal_error).filter(|e| !e.is_empty());
                     (health.to_owned(), None, eal, eal_err)
@@ -142,6 +141,12 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             }
             if let Some(e) = &r.eal_error {
                 println!("      EAL: {e}");
+            }
+            if r.state != "running" {
+                let log = crate::provision::qemu_log_path(lv.uri(), &r.domain);
+                if std::fs::read_to_string(&log).is_ok_and(|t| crate::accel::kvm_failed_in(&t)) {
+                    println!("      {}", crate::accel::KVM_INTERNAL_ERROR_HINT);
+                }
             }
         }
     }

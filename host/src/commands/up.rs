@@ -52,6 +52,25 @@ pub fn find_agent(flag: Option<&Path>, configured: Option<&Path>) -> anyhow::Res
     )
 }
 
+/// The agent as injected: without debug sections when binutils' `strip` is there (a
+/// release build carries ~40 MB of DWARF that every guest would copy and hash under
+/// TCG), else as built.
+fn agent_payload(path: &Path, scratch: &Path) -> anyhow::Result<Vec<u8>> {
+    let stripped = scratch.join("dpdk-agent.injected");
+    let ok = std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let from = if ok { stripped.as_path() } else { path };
+    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let _ = std::fs::remove_file(&stripped);
+    Ok(bytes)
+}
+
 /// Runs `up`.
 pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -74,6 +93,27 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
 
+    // Domains that stay were seeded with this environment's CA and host keys: without
+    // them the host can neither verify nor reach those VMs.
+    let kept: Vec<&str> = plan
+        .vms
+        .iter()
+        .filter(|vm| {
+            !plan
+                .actions
+                .contains(&crate::plan::Action::CreateVm(vm.index))
+        })
+        .map(|vm| vm.name.as_str())
+        .collect();
+    if !kept.is_empty() && !ctx.paths.ca_cert().exists() {
+        bail!(
+            "VMs {} of environment {} exist but its keys in {} are gone; run `dpdkhost --env {} down -y` and up again",
+            kept.join(", "),
+            ctx.env,
+            ctx.paths.state_dir.display(),
+            ctx.env
+        );
+    }
     // Keys and certificates first: the state file then names everything `up` may make.
     spinner.stage("keys: SSH user and host keys, the environment's CA");
     let (user_key, identity) = keys::user_key(&ctx.paths, &ctx.config.ssh_key, &ctx.env)?;
@@ -94,8 +134,8 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let state = state_of(ctx, &plan, &base, identity, &host_keys);
     state.save(&ctx.paths)?;
 
-    let agent_binary = std::fs::read(&agent_path)
-        .with_context(|| format!("cannot read {}", agent_path.display()))?;
+    let agent_binary = agent_payload(&agent_path, &ctx.paths.state_dir)?;
+    tracing::info!(agent = %agent_path.display(), bytes = agent_binary.len(), "agent binary for the seeds");
     let mut make_seed = |vm: &VmPlan| -> Result<Vec<u8>, ProvisionError> {
         let boxed = |e: Box<dyn std::error::Error + Send + Sync>| ProvisionError::Seed {
             vm: vm.name.clone(),
