@@ -93,7 +93,7 @@ expect_nothing_left
 if [ -z "${HOSTLAB_SKIP_KILL:-}" ]; then
   step "up killed part-way, then down"
   # Fixed moments (image upload, seeds and domain start) and one at random.
-  for delay in 2 7 12 $((RANDOM % 20 + 1)); do
+  for delay in 0.3 0.8 1.3 5 $((RANDOM % 20 + 1)); do
     dpdkhost up -y --no-kvm >/dev/null 2>&1 &
     up_pid=$!
     sleep "$delay"

@@ -764,6 +764,39 @@ mod tests {
     }
 
     #[test]
+    fn fetched_images_are_checked_and_cached() {
+        if !which("curl") || !which("qemu-img") {
+            eprintln!("curl or qemu-img missing: scripts/setup installs them");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path().join("cache"));
+        let src = dir.path().join("cloud.img");
+        std::fs::write(&src, b"QFI\xfbpretend qcow2").unwrap();
+        let sha = hex::encode(Sha256::digest(b"QFI\xfbpretend qcow2"));
+        let url = format!("file://{}", src.display());
+        let bad = store.fetch(&url, &"0".repeat(64), &Quiet).unwrap_err();
+        assert!(matches!(bad, ImageError::Checksum { .. }), "{bad}");
+        assert!(
+            store.list().unwrap().is_empty(),
+            "a bad download is not cached"
+        );
+        let m = store.fetch(&url, &sha, &Quiet).unwrap();
+        assert_eq!(
+            (m.name.as_str(), m.format, m.disk.sha256.as_str()),
+            (url_name(&sha).as_str(), DiskFormat::Qcow2, sha.as_str())
+        );
+        let source = ImageSource::Url {
+            url,
+            sha256: sha.clone(),
+        };
+        assert!(store.is_ready(&source));
+        let base = store.ensure(&source, &Quiet).unwrap();
+        assert!(base.boot.is_none(), "cloud images boot their own kernel");
+        assert_eq!(std::fs::read(&base.disk).unwrap(), b"QFI\xfbpretend qcow2");
+    }
+
+    #[test]
     fn local_path_images_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::new(dir.path().join("cache"));

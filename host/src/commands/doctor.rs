@@ -253,7 +253,12 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
             )),
         }
     }
-    match super::up::find_agent(None, c.agent.as_deref()) {
+    match super::up::find_agent(
+        std::env::var_os("DPDKHOST_AGENT")
+            .map(PathBuf::from)
+            .as_deref(),
+        c.agent.as_deref(),
+    ) {
         Ok(p) => out.push(check("agent binary", Pass, p.display().to_string(), None)),
         Err(e) => out.push(check(
             "agent binary",
