@@ -90,6 +90,11 @@ pub struct SeedSpec {
     pub network: MgmtNetwork,
     /// Grow the root partition (cloud images with a partition table).
     pub grow_partition: bool,
+    /// The image runs the seed's install script right after local filesystems
+    /// (dpdkhost-seed.service, built-in image): cloud-init's network configuration is
+    /// then disabled, the script configures the management NIC. Other images (cloud
+    /// images) get the same static configuration through cloud-init as well.
+    pub image_runs_seed: bool,
     /// The dpdk-agent executable.
     pub agent_binary: Vec<u8>,
     /// /etc/dpdk-agent/agent.toml.
@@ -237,11 +242,31 @@ pub fn meta_data(spec: &SeedSpec) -> String {
     format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"))
 }
 
-/// `network-config`: cloud-init's network configuration is disabled; the install
-/// script configures the management NIC (static, by MAC) as soon as local filesystems
-/// are up, and the data NIC stays unconfigured for the agent to bind.
-pub fn network_config() -> String {
-    "{\"config\": \"disabled\"}\n".to_owned()
+/// `network-config`. With the built-in image cloud-init's network configuration is
+/// disabled: the install script configures the management NIC (static, by MAC) as soon
+/// as local filesystems are up. Other images get the same static address through
+/// cloud-init too (their network stack may wait for a configured link); the script's
+/// `ip` commands then find it in place. The data NIC stays unconfigured for the agent.
+pub fn network_config(spec: &SeedSpec) -> String {
+    if spec.image_runs_seed {
+        return "{\"config\": \"disabled\"}\n".to_owned();
+    }
+    let net = &spec.network;
+    let doc = json!({
+        "version": 1,
+        "config": [{
+            "type": "physical",
+            "name": net.name,
+            "mac_address": net.mac,
+            "subnets": [{
+                "type": "static",
+                "address": format!("{}/{}", net.address, net.prefix),
+                "gateway": net.gateway.to_string(),
+                "dns_nameservers": net.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            }],
+        }],
+    });
+    format!("{}\n", serde_json::to_string_pretty(&doc).expect("json"))
 }
 
 /// Every file of the seed, by name.
@@ -250,7 +275,10 @@ pub fn files(spec: &SeedSpec) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     files.insert("meta-data".to_owned(), meta_data(spec).into_bytes());
     files.insert("user-data".to_owned(), user_data(spec).into_bytes());
-    files.insert("network-config".to_owned(), network_config().into_bytes());
+    files.insert(
+        "network-config".to_owned(),
+        network_config(spec).into_bytes(),
+    );
     files.insert("dpdk-agent".to_owned(), spec.agent_binary.clone());
     files.insert(
         "dpdk-agent.sha256".to_owned(),
@@ -360,6 +388,7 @@ pub(crate) mod tests {
                 dns: vec![Ipv4Addr::new(10, 0, 2, 3)],
             },
             grow_partition: false,
+            image_runs_seed: true,
             agent_binary: (0..3_000_000u32).map(|i| (i % 251) as u8).collect(),
             agent_config: AgentConfig {
                 listen: "10.0.2.15:50051".parse().unwrap(),
@@ -483,11 +512,23 @@ pub(crate) mod tests {
         let meta: serde_json::Value = serde_json::from_str(&meta_data(&s)).unwrap();
         assert_eq!(meta["instance-id"], "dpdkhost-t-vm1-0123abcd");
         assert_eq!(meta["local-hostname"], "vm1");
-        let net: serde_json::Value = serde_json::from_str(&network_config()).unwrap();
+        let net: serde_json::Value = serde_json::from_str(&network_config(&s)).unwrap();
         assert_eq!(
             net["config"], "disabled",
             "the install script owns the management NIC"
         );
+        let mut cloud = s.clone();
+        cloud.image_runs_seed = false;
+        let net: serde_json::Value = serde_json::from_str(&network_config(&cloud)).unwrap();
+        assert_eq!(net["version"], 1);
+        assert_eq!(
+            net["config"].as_array().unwrap().len(),
+            1,
+            "only the management NIC"
+        );
+        assert_eq!(net["config"][0]["mac_address"], "52:54:00:0a:01:01");
+        assert_eq!(net["config"][0]["subnets"][0]["address"], "10.0.2.15/24");
+        assert_eq!(net["config"][0]["subnets"][0]["gateway"], "10.0.2.2");
         let install = install_script(64, &s.network);
         assert!(
             install.contains(r#"if [ "$(cat "$d/address")" = "52:54:00:0a:01:01" ]"#),

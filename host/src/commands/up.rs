@@ -293,6 +293,7 @@ fn seed_spec(
             dns,
         },
         grow_partition: base.boot.is_none(),
+        image_runs_seed: base.boot.is_some(),
         agent_binary: agent_binary.to_vec(),
         agent_config: AgentConfig {
             listen: vm.agent_listen,
