@@ -174,6 +174,12 @@ impl KernelOps for SystemKernel {
     }
 
     fn set_address(&self, ifname: &str, cidr: &str) -> Result<(), KernelOpError> {
+        // The driver names the interface ethN and udev renames it a moment later: let
+        // udev finish first (an interface that is up cannot be renamed).
+        let udevadm = first_existing(&["/usr/bin/udevadm", "/bin/udevadm"], "udevadm");
+        if let Err(error) = run(udevadm, &["settle", "--timeout=5"]) {
+            tracing::debug!(%error, "udevadm settle");
+        }
         let ip = ip_program();
         run(ip, &["-4", "addr", "flush", "dev", ifname])?;
         run(ip, &["addr", "add", cidr, "dev", ifname])?;
@@ -685,11 +691,14 @@ pub fn give_to_kernel(
     restore(root, binding, state_path)?;
     let mac = parse_mac(&binding.mac).unwrap_or_default();
     let start = Instant::now();
-    let nic = loop {
-        match find_nic_by_mac(root, mac) {
-            Ok(nic) => break nic,
+    // The interface shows up, and may be renamed under us (udev) between finding it
+    // and configuring it: find it again and retry until the deadline.
+    loop {
+        let ifname = match find_nic_by_mac(root, mac) {
+            Ok(nic) => nic.ifname.unwrap_or_default(),
             Err(BindError::NicNotFound { .. }) if start.elapsed() < SETTLE_TIMEOUT => {
                 std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
             Err(BindError::NicNotFound { .. }) => {
                 return Err(BindError::NoInterface {
@@ -700,18 +709,25 @@ pub fn give_to_kernel(
                 })
             }
             Err(error) => return Err(error),
+        };
+        match kernel.set_address(&ifname, cidr) {
+            Ok(()) => {
+                tracing::info!(pci = %binding.pci_address, %ifname, %cidr, "data NIC given to the kernel");
+                return Ok(ifname);
+            }
+            Err(error) if start.elapsed() < SETTLE_TIMEOUT => {
+                tracing::info!(%ifname, %error, "interface not ready yet, retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(source) => {
+                return Err(BindError::Address {
+                    ifname,
+                    cidr: cidr.to_owned(),
+                    source,
+                })
+            }
         }
-    };
-    let ifname = nic.ifname.unwrap_or_default();
-    kernel
-        .set_address(&ifname, cidr)
-        .map_err(|source| BindError::Address {
-            ifname: ifname.clone(),
-            cidr: cidr.to_owned(),
-            source,
-        })?;
-    tracing::info!(pci = %binding.pci_address, %ifname, %cidr, "data NIC given to the kernel");
-    Ok(ifname)
+    }
 }
 
 /// Takes the NIC back from the kernel after [`give_to_kernel`]: removes the data

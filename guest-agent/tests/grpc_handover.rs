@@ -147,3 +147,15 @@ async fn release_to_a_dpdk_process_names_the_device_and_refuses_while_busy() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     client.stop_reflect().await.unwrap();
 }
+
+#[tokio::test]
+async fn sigterm_while_released_still_exits_cleanly() {
+    for to in [v1::ReleaseTo::Kernel, v1::ReleaseTo::DpdkProcess] {
+        let mut a = agent("127.0.7.9/8");
+        let mut client = a.serving().await;
+        client.release_port(to).await.unwrap();
+        drop(client);
+        let status = a.terminate(Duration::from_secs(20));
+        assert!(status.success(), "{to:?}: {status:?}\n{}", a.log());
+    }
+}
