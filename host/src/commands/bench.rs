@@ -49,6 +49,9 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         })
         .await
         .with_context(|| format!("bench {} / {} failed", a.endpoint.name, b.endpoint.name))?;
+        // A failed baseline still leaves the agent's run saved and shown; the command
+        // then fails with the baseline's error.
+        let mut baseline_error = None;
         let baseline = match args.baseline {
             None => Vec::new(),
             Some(BenchBaseline::Testpmd) => {
@@ -74,8 +77,11 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 .await
                 .context(
                     "testpmd baseline failed (the agents were asked to take their ports back)",
-                )?;
-                vec![direction]
+                );
+                direction
+                    .map_err(|error| baseline_error = Some(error))
+                    .into_iter()
+                    .collect()
             }
         };
         spinner.finish("bench done");
@@ -116,6 +122,9 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 }
             }
             println!("saved {}", saved.json.display());
+        }
+        if let Some(error) = baseline_error {
+            return Err(error);
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -55,6 +55,9 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             )
         })?;
         bar.finish_and_clear();
+        // A failed baseline still leaves the agent's run saved and shown; the command
+        // then fails with the baseline's error.
+        let mut baseline_error = None;
         let baseline = match args.baseline {
             None => None,
             Some(PingPongBaseline::Kernel) => {
@@ -73,9 +76,9 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                         "kernel baseline ping-pong {} -> {} failed",
                         from.endpoint.name, to.endpoint.name
                     )
-                })?;
+                });
                 bar.finish_and_clear();
-                Some(kernel)
+                kernel.map_err(|error| baseline_error = Some(error)).ok()
             }
         };
         let record = RunRecord {
@@ -137,6 +140,9 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 );
             }
             println!("  saved {}", saved.json.display());
+        }
+        if let Some(error) = baseline_error {
+            return Err(error);
         }
         // Loss is a measurement, not a failure: the table and the record carry it.
         Ok(ExitCode::SUCCESS)
