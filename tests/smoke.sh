@@ -1,65 +1,108 @@
 #!/usr/bin/env bash
-# The TCG smoke: one lab, booted once, every end-to-end check against it, torn down on
-# every exit path. Needs root, libvirtd running (scripts/start-libvirtd) and release
-# builds of dpdkhost and dpdk-agent (scripts/test builds them).
+# The TCG smoke: the lab is booted once and every end-to-end check runs against it —
+# status, ssh with pinned host keys, outputs and inventory, `up` again changes nothing,
+# selftest, ping-pong, bench — then `down` and a check that nothing of the environment
+# remains; last, `up` interrupted (SIGINT and SIGKILL) at several moments, each followed
+# by `down` and the same check. Tears down on every exit path.
 #
-#   tests/smoke.sh            # env "smoke", results under target/smoke-results
+# Root; libvirtd running (scripts/start-libvirtd); release builds of dpdkhost and
+# dpdk-agent (scripts/test builds them).
+#
+#   tests/smoke.sh                    # env "smoke", results under target/smoke-results
+#   SMOKE_SKIP_KILL=1 tests/smoke.sh  # without the interrupted-up part
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin=${DPDKHOST_BIN:-target/release/dpdkhost}
 env_name=${SMOKE_ENV:-smoke}
 results=${SMOKE_RESULTS:-target/smoke-results}
+uri=qemu:///system
+pool=${SMOKE_POOL:-dpdkhost}
 dpdkhost() { "$bin" --env "$env_name" "$@"; }
-
 step() { printf '\n=== smoke: %s\n' "$*"; }
 
+# One lab at a time per machine: two TCG labs on a small host starve each other.
+exec 9>/tmp/dpdkhost-lab.lock
+if ! flock -n 9; then
+  echo "smoke: another lab holds /tmp/dpdkhost-lab.lock; waiting"
+  flock 9
+fi
+
+# Every libvirt object of the environment, one per line (empty when none). virsh here
+# checks dpdkhost from the outside; dpdkhost itself only uses the libvirt API.
+leftovers() {
+  virsh -c "$uri" list --all --name 2>/dev/null | grep "^dpdkhost-$env_name-" | sed 's/^/domain /' || true
+  virsh -c "$uri" net-list --all --name 2>/dev/null | grep "^dpdkhost-$env_name-" | sed 's/^/network /' || true
+  if virsh -c "$uri" pool-info "$pool" >/dev/null 2>&1; then
+    virsh -c "$uri" vol-list "$pool" 2>/dev/null | awk 'NR>2 && $1 != "" {print $1}' \
+      | grep "^dpdkhost-$env_name-" | sed 's/^/volume /' || true
+  fi
+}
+
+expect_nothing_left() {
+  local left
+  left=$(leftovers)
+  if [ -n "$left" ]; then
+    echo "smoke: left behind after down:" >&2
+    echo "$left" >&2
+    return 1
+  fi
+  echo "smoke: nothing of env $env_name remains"
+}
+
+up_pid=
 on_exit() {
   status=$?
+  if [ -n "$up_pid" ]; then kill "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
   if [ "$status" != 0 ]; then
-    step "FAILED (exit $status): console tails and agent logs"
+    step "FAILED (exit $status): serial console tails (agent log lines included)"
     for vm in 1 2; do
-      echo "--- vm$vm serial console (last 60 lines)"
-      dpdkhost logs "$vm" 2>&1 | tail -n 60 || true
+      echo "--- vm$vm"
+      dpdkhost logs "$vm" -n 60 2>&1 || true
     done
   fi
   step "teardown"
-  dpdkhost down -y || true
-  leftovers=$(virsh -c qemu:///system list --all --name 2>/dev/null | grep -c "^dpdkhost-$env_name-" || true)
-  nets=$(virsh -c qemu:///system net-list --all --name 2>/dev/null | grep -c "^dpdkhost-$env_name-" || true)
-  if [ "$leftovers" != 0 ] || [ "$nets" != 0 ]; then
-    echo "smoke: teardown left $leftovers domain(s) and $nets network(s) of env $env_name" >&2
-    [ "$status" != 0 ] || status=1
-  fi
+  dpdkhost down -y >/dev/null 2>&1 || status=1
+  expect_nothing_left || status=1
   exit "$status"
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
+mkdir -p "$results"
 
 step "image build (cached after the first run)"
 dpdkhost image build
 
 step "up -y --no-kvm"
-start=$(date +%s)
+start=$(date +%s%N)
 dpdkhost up -y --no-kvm
-echo "smoke: up to every agent SERVING in $(( $(date +%s) - start )) s"
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+printf 'smoke: up to every agent SERVING in %d.%01d s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100))
 
 step "status --json: every agent SERVING"
-mkdir -p "$results"
 dpdkhost status --json > "$results/status.json"
 python3 - "$results/status.json" <<'PY'
 import json, sys
-status = json.load(open(sys.argv[1]))
-vms = status["vms"] if isinstance(status, dict) else status
-bad = [vm for vm in vms if vm.get("agent_health") != "SERVING"]
-assert vms and not bad, f"agents not SERVING: {bad}"
-print(f"smoke: {len(vms)} agents SERVING")
+s = json.load(open(sys.argv[1]))
+bad = [vm for vm in s["vms"] if vm["agent_health"] != "SERVING" or vm["state"] != "running"]
+assert s["vms"] and not bad, bad
+print("smoke: %d agents SERVING, accel %s" % (len(s["vms"]), s["accel"]))
 PY
 
-step "ssh 1 -- true"
+step "ssh (host keys pinned)"
 dpdkhost ssh 1 -- true
+dpdkhost ssh 2 -- 'test "$(hostname)" = vm2 && grep -q HugePages_Total /proc/meminfo'
 
-step "selftest"
+step "outputs and inventory"
+dpdkhost outputs --json | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["vm_names"]==["vm1","vm2"], o'
+dpdkhost inventory --list | python3 -c 'import json,sys; i=json.load(sys.stdin); assert i["dpdk_vms"]["hosts"]==["vm1","vm2"], i'
+
+step "up again: no changes"
+out=$(dpdkhost up -y --no-kvm 2>&1)
+echo "$out" | tail -n 3
+echo "$out" | grep -q "no changes" || { echo "smoke: second up changed something" >&2; exit 1; }
+
+step "selftest (each agent through its peer's reflector)"
 dpdkhost selftest
 
 step "run pingpong --count 500"
@@ -67,7 +110,7 @@ dpdkhost run pingpong --count 500 --json --results "$results" > "$results/pingpo
 python3 - "$results/pingpong.json" <<'PY'
 import json, sys
 run = json.load(open(sys.argv[1]))["result"]["agent"]
-assert run["sent"] == 500 and run["lost"] == 0, run
+assert run["sent"] == 500 and run["received"] == 500 and run["lost"] == 0, run
 rtt = run["rtt"]
 print(f"smoke: pingpong 500 packets, lost 0, p50 {rtt['p50_ns']/1000:.1f} us, p99 {rtt['p99_ns']/1000:.1f} us")
 PY
@@ -82,7 +125,35 @@ for d in json.load(open(sys.argv[1]))["result"]["agent"]:
     assert d["tx_packets"] > 0 and d["rx_packets"] > 0, d
     assert d["unaccounted"] == 0 and lost <= counted, d
     print(f"smoke: bench vm{d['from']}->vm{d['to']} tx {d['tx_pps']:.0f} pps, rx {d['rx_pps']:.0f} pps, "
-          f"lost {lost} = imissed {d['imissed']} + rx_nombuf {d['rx_nombuf']} + link {d['link_drops']}")
+          f"lost {lost}: link {d['link_drops']}, imissed {d['imissed']}, rx_nombuf {d['rx_nombuf']}")
 PY
+
+step "agents still serving after the workloads"
+dpdkhost status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert all(vm["agent_health"] == "SERVING" for vm in s["vms"]), s'
+
+step "down -y"
+dpdkhost down -y
+expect_nothing_left
+
+if [ -z "${SMOKE_SKIP_KILL:-}" ]; then
+  step "up interrupted part-way, then down"
+  # Fixed moments (image upload, seeds, domain start) and one at random, by SIGINT
+  # (Ctrl-C) and by SIGKILL.
+  for kill in INT:0.8 KILL:0.3 KILL:1.3 INT:5 KILL:$((RANDOM % 20 + 1)); do
+    signal=${kill%%:*} delay=${kill#*:}
+    dpdkhost up -y --no-kvm >/dev/null 2>&1 &
+    up_pid=$!
+    sleep "$delay"
+    kill -"$signal" "$up_pid" 2>/dev/null || true
+    wait "$up_pid" 2>/dev/null || true
+    up_pid=
+    echo "smoke: SIG$signal to up after ${delay} s; before down: $(leftovers | tr '\n' ' ')"
+    dpdkhost down -y >/dev/null
+    expect_nothing_left
+  done
+fi
 
 step "passed"
