@@ -215,18 +215,35 @@ mod tests {
     fn bad_values_name_their_field() {
         let mut config = sample();
         config.data_ip = "10.0.1.4".into();
-        assert!(config.validate().unwrap_err().to_string().contains("data_ip"));
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("data_ip"));
         let mut config = sample();
         config.data_mac = "52:54:00:aa:00".into();
-        assert!(config.validate().unwrap_err().to_string().contains("data_mac"));
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("data_mac"));
     }
 
     #[test]
     fn mac_and_cidr_parsing() {
-        assert_eq!(parse_mac("52:54:00:AA:00:02"), Some([0x52, 0x54, 0, 0xaa, 0, 2]));
+        assert_eq!(
+            parse_mac("52:54:00:AA:00:02"),
+            Some([0x52, 0x54, 0, 0xaa, 0, 2])
+        );
         assert_eq!(parse_mac("52:54:00:aa:00:02:00"), None);
-        assert_eq!(format_mac(&[0x52, 0x54, 0, 0xaa, 0, 2]), "52:54:00:aa:00:02");
-        assert_eq!(parse_cidr("10.0.1.4/24"), Some(("10.0.1.4".parse().unwrap(), 24)));
+        assert_eq!(
+            format_mac(&[0x52, 0x54, 0, 0xaa, 0, 2]),
+            "52:54:00:aa:00:02"
+        );
+        assert_eq!(
+            parse_cidr("10.0.1.4/24"),
+            Some(("10.0.1.4".parse().unwrap(), 24))
+        );
         assert_eq!(parse_cidr("10.0.1.4/33"), None);
     }
 }

@@ -44,7 +44,10 @@ mod tests {
         }
         let back = decode(&encode(&histogram).unwrap()).unwrap();
         assert_eq!(back.len(), 4);
-        assert_eq!(back.value_at_quantile(0.5), histogram.value_at_quantile(0.5));
+        assert_eq!(
+            back.value_at_quantile(0.5),
+            histogram.value_at_quantile(0.5)
+        );
         assert_eq!(back.max(), histogram.max());
     }
 
