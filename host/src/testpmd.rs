@@ -26,6 +26,12 @@ pub const NEEDED_HUGEPAGES: u64 = 16;
 const START_TIMEOUT: Duration = Duration::from_secs(240);
 /// How long the receiver keeps counting after the transmitter stops.
 const DRAIN: Duration = Duration::from_secs(1);
+/// ssh attempts when the connection itself fails (a 1-vCPU guest that just ran a
+/// busy-polling workload can reset connections while sshd catches up).
+const SSH_ATTEMPTS: u32 = 3;
+
+/// Makes an ssh command to one VM (destination set, remote command to be appended).
+pub type SshFactory = Box<dyn Fn() -> Command + Send>;
 
 /// Why the testpmd baseline could not run.
 #[derive(Debug, thiserror::Error)]
@@ -305,6 +311,46 @@ impl Remote {
         }
     }
 
+    /// Starts the script and waits for `READY`, starting again when ssh itself
+    /// failed (exit 255 before the script printed anything).
+    fn start(
+        vm: &str,
+        ssh: &SshFactory,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<Remote, TestpmdError> {
+        let mut attempt = 1;
+        loop {
+            let mut remote = Remote::spawn(vm, ssh(), script)?;
+            match remote.wait_ready(timeout) {
+                Ok(()) => return Ok(remote),
+                Err(error) if attempt < SSH_ATTEMPTS && remote.ssh_failed() => {
+                    tracing::warn!(%vm, attempt, output = %remote.output, "ssh failed, trying again");
+                    drop(error);
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Whether ssh exited 255 (its own failure) with nothing from the script.
+    fn ssh_failed(&mut self) -> bool {
+        let script_spoke = self.output.lines().any(|line| !line.starts_with("ssh: "));
+        // After the output closed, ssh exits within moments; a run that timed out
+        // is still going and is not an ssh failure.
+        let mut status = None;
+        for _ in 0..50 {
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                status = exit.code();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !script_spoke && status == Some(255)
+    }
+
     /// Tells an `Until::Told` script to stop.
     fn tell_stop(&mut self) -> Result<(), TestpmdError> {
         let vm = self.vm.clone();
@@ -354,10 +400,10 @@ pub struct Pair<'a> {
     pub tx: &'a mut Agent,
     /// Receiver.
     pub rx: &'a mut Agent,
-    /// ssh to the transmitter (destination set, command to be appended).
-    pub tx_ssh: Command,
+    /// ssh to the transmitter.
+    pub tx_ssh: SshFactory,
     /// ssh to the receiver.
-    pub rx_ssh: Command,
+    pub rx_ssh: SshFactory,
     /// The receiver's end of the user-mode UDP link (its drops are link loss).
     pub rx_udp: Option<SocketAddrV4>,
 }
@@ -420,11 +466,9 @@ pub async fn bench(
         let (tx_vm, rx_vm) = (tx.endpoint.name.clone(), rx.endpoint.name.clone());
         on_step(&format!("testpmd baseline: rxonly starting on {rx_vm}"));
         let blocking = move || -> Result<(RunOutput, RunOutput, u64), TestpmdError> {
-            let mut receiver = Remote::spawn(&rx_vm, rx_ssh, &rx_script)?;
-            receiver.wait_ready(START_TIMEOUT)?;
+            let mut receiver = Remote::start(&rx_vm, &rx_ssh, &rx_script, START_TIMEOUT)?;
             let drops_before = rx_udp.and_then(udp_drops::read_socket_drops);
-            let mut transmitter = Remote::spawn(&tx_vm, tx_ssh, &tx_script)?;
-            transmitter.wait_ready(START_TIMEOUT)?;
+            let transmitter = Remote::start(&tx_vm, &tx_ssh, &tx_script, START_TIMEOUT)?;
             let sent = transmitter.finish(duration + Duration::from_secs(60))?;
             std::thread::sleep(DRAIN);
             receiver.tell_stop()?;
@@ -543,6 +587,53 @@ STOP 7
             None
         );
         assert_eq!(parse_output(&TX_OUTPUT.replace("READY", "RDY")), None);
+    }
+
+    /// A stand-in for ssh: `sh -c BODY` (the script argument becomes `$0`).
+    fn fake_ssh(body: String) -> SshFactory {
+        Box::new(move || {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(body.clone());
+            command
+        })
+    }
+
+    #[test]
+    fn a_failed_ssh_connection_is_tried_again_and_the_run_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("tried");
+        let stats = dir.path().join("stats");
+        std::fs::write(&stats, TX_OUTPUT).unwrap();
+        // The first connection fails like ssh does (exit 255, a message on stderr).
+        let body = format!(
+            "if [ -e {m} ]; then cat {s}; else touch {m}; echo kex reset >&2; exit 255; fi",
+            m = marker.display(),
+            s = stats.display()
+        );
+        let remote =
+            Remote::start("vm1", &fake_ssh(body), "script", Duration::from_secs(10)).unwrap();
+        let run = remote.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(run.stats.tx_packets, 2_612_345);
+    }
+
+    #[test]
+    fn a_testpmd_that_fails_is_not_retried_and_its_output_is_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("count");
+        let body = format!(
+            "echo x >> {c}; echo FAILED before forwarding; echo EAL: Cannot init memory; exit 1",
+            c = count.display()
+        );
+        let error = match Remote::start("vm2", &fake_ssh(body), "script", Duration::from_secs(10)) {
+            Ok(_) => panic!("started"),
+            Err(error) => error,
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("vm2") && text.contains("Cannot init memory"),
+            "{text}"
+        );
+        assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 1);
     }
 
     #[test]

@@ -56,11 +56,13 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             None => Vec::new(),
             Some(BenchBaseline::Testpmd) => {
                 let state = ctx.require_state()?;
-                let ssh_to = |name: &str| {
-                    state
+                let ssh_to = |name: &str| -> anyhow::Result<crate::testpmd::SshFactory> {
+                    let vm = state
                         .vm(name)
-                        .map(|vm| ssh::command(ctx, &state, vm, true))
-                        .with_context(|| format!("{name} is not in the state file"))
+                        .with_context(|| format!("{name} is not in the state file"))?
+                        .clone();
+                    let (ctx, state) = (ctx.clone(), state.clone());
+                    Ok(Box::new(move || ssh::command(&ctx, &state, &vm, true)))
                 };
                 let pair = crate::testpmd::Pair {
                     tx_ssh: ssh_to(&a.endpoint.name)?,
