@@ -128,6 +128,32 @@ for d in json.load(open(sys.argv[1]))["result"]["agent"]:
           f"lost {lost}: link {d['link_drops']}, imissed {d['imissed']}, rx_nombuf {d['rx_nombuf']}")
 PY
 
+step "run pingpong --baseline kernel (NICs to the kernel and back)"
+dpdkhost run pingpong --count 200 --baseline kernel --json --results "$results" > "$results/pingpong-kernel.json"
+python3 - "$results/pingpong-kernel.json" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))["result"]
+agent, kernel = run["agent"], run["baseline"]
+assert kernel["method"] == "kernel" and kernel["received"] > 0, kernel
+assert agent["received"] == agent["sent"] == 200, agent
+a, k = agent["rtt"], kernel["rtt"]
+print(f"smoke: agent p50 {a['p50_ns']/1000:.1f} us p99 {a['p99_ns']/1000:.1f} us; "
+      f"kernel p50 {k['p50_ns']/1000:.1f} us p99 {k['p99_ns']/1000:.1f} us; "
+      f"ratio agent/kernel p50 {a['p50_ns']/k['p50_ns']:.2f} p99 {a['p99_ns']/k['p99_ns']:.2f}")
+PY
+
+step "bench --pps --baseline testpmd (port handed to dpdk-testpmd and back)"
+dpdkhost bench --pps --duration 3 --baseline testpmd --json --results "$results" > "$results/bench-testpmd.json"
+python3 - "$results/bench-testpmd.json" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))["result"]
+agent, testpmd = run["agent"][0], run["baseline"][0]
+assert testpmd["method"] == "testpmd" and testpmd["tx_packets"] > 0 and testpmd["rx_packets"] > 0, testpmd
+assert testpmd["unaccounted"] == 0, testpmd
+print(f"smoke: agent tx {agent['tx_pps']:.0f} rx {agent['rx_pps']:.0f} pps; testpmd tx {testpmd['tx_pps']:.0f} rx {testpmd['rx_pps']:.0f} pps; "
+      f"ratio agent/testpmd: tx={agent['tx_pps']/testpmd['tx_pps']:.2f} rx={agent['rx_pps']/testpmd['rx_pps']:.2f}")
+PY
+
 step "agents still serving after the workloads"
 dpdkhost status --json | python3 -c '
 import json, sys
