@@ -137,20 +137,30 @@ pub async fn pingpong(
     on_progress: impl FnMut(&v1::PingPongProgress),
 ) -> Result<PingPongSide, DriveError> {
     to.client.reflect().await.map_err(to.fail("Reflect"))?;
+    let result = against_reflector(from, to, request, on_progress).await?;
+    pingpong_side("agent", &result, &from.endpoint.name)
+}
+
+/// Runs the initiator on `from` against the reflector already started on `to`, and
+/// stops that reflector on every path, Ctrl-C included.
+async fn against_reflector(
+    from: &mut Agent,
+    to: &mut Agent,
+    request: v1::PingPongRequest,
+    on_progress: impl FnMut(&v1::PingPongProgress),
+) -> Result<v1::PingPongResult, DriveError> {
     let mut initiator = from.client.clone();
-    let outcome = {
-        let run = async {
-            initiator
-                .pingpong(request, on_progress)
-                .await
-                .map_err(from.fail("PingPong"))
-        };
-        tokio::select! {
-            outcome = run => outcome,
-            _ = tokio::signal::ctrl_c() => {
-                from.stop_quietly().await;
-                Err(DriveError::Interrupted)
-            }
+    let run = async {
+        initiator
+            .pingpong(request, on_progress)
+            .await
+            .map_err(from.fail("PingPong"))
+    };
+    let outcome = tokio::select! {
+        outcome = run => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            from.stop_quietly().await;
+            Err(DriveError::Interrupted)
         }
     };
     let stopped = to
@@ -160,7 +170,7 @@ pub async fn pingpong(
         .map_err(to.fail("StopReflect"));
     let result = outcome?;
     stopped?;
-    pingpong_side("agent", &result, &from.endpoint.name)
+    Ok(result)
 }
 
 /// The same ping-pong through both guests' kernel UDP stacks: both agents give their
@@ -187,28 +197,7 @@ pub async fn pingpong_kernel(
             .reflect_kernel()
             .await
             .map_err(to.fail("Reflect"))?;
-        let mut initiator = from.client.clone();
-        let run = async {
-            initiator
-                .pingpong(request, on_progress)
-                .await
-                .map_err(from.fail("PingPong"))
-        };
-        let outcome = tokio::select! {
-            outcome = run => outcome,
-            _ = tokio::signal::ctrl_c() => {
-                from.stop_quietly().await;
-                Err(DriveError::Interrupted)
-            }
-        };
-        let stopped = to
-            .client
-            .stop_reflect()
-            .await
-            .map_err(to.fail("StopReflect"));
-        let result = outcome?;
-        stopped?;
-        Ok(result)
+        against_reflector(from, to, request, on_progress).await
     }
     .await;
     let (back_from, back_to) = tokio::join!(from.acquire_port(), to.acquire_port());
