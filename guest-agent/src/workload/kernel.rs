@@ -112,14 +112,7 @@ pub fn pingpong(
     let mut buffer = vec![0u8; 2048];
     warm_up(&socket, p, &mut out, &mut buffer, stop)?;
 
-    let count_len = Tracker::slot_index(p.count);
-    let mut tracker = Tracker {
-        slots: vec![Slot::Unsent; count_len],
-        sent_ns: vec![0; count_len],
-        oldest_open: 0,
-        in_flight: 0,
-        highest_answered: None,
-    };
+    let mut tracker = Tracker::new(p.count);
     let mut rtt = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_NS, 3)
         .map_err(|err| InvalidParam::new("histogram", err.to_string()))?;
     let timeout_ns = u64::try_from(p.timeout.as_nanos()).unwrap_or(u64::MAX);

@@ -164,6 +164,18 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
+    /// Nothing sent yet, room for `count` packets.
+    pub(crate) fn new(count: u64) -> Self {
+        let len = Self::slot_index(count);
+        Tracker {
+            slots: vec![Slot::Unsent; len],
+            sent_ns: vec![0; len],
+            oldest_open: 0,
+            in_flight: 0,
+            highest_answered: None,
+        }
+    }
+
     pub(crate) fn slot_index(seq: u64) -> usize {
         // count <= MAX_COUNT, so every seq fits usize.
         usize::try_from(seq).unwrap_or(usize::MAX)
@@ -219,14 +231,7 @@ pub fn pingpong(
         &PayloadHeader { seq: 0, tx_ns: 0 },
     )?;
 
-    let count_len = Tracker::slot_index(p.count);
-    let mut tracker = Tracker {
-        slots: vec![Slot::Unsent; count_len],
-        sent_ns: vec![0; count_len],
-        oldest_open: 0,
-        in_flight: 0,
-        highest_answered: None,
-    };
+    let mut tracker = Tracker::new(p.count);
     let mut rtt = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_NS, 3)
         .map_err(|err| InvalidParam::new("histogram", err.to_string()))?;
     let timeout_ns = u64::try_from(p.timeout.as_nanos()).unwrap_or(u64::MAX);
