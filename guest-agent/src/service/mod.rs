@@ -348,24 +348,14 @@ impl AgentService {
         T: Send + 'static,
         F: FnOnce(&mut DataPort, &StopSignal) -> T + Send + 'static,
     {
-        let lease = self.begin(kind, describe, stop.clone(), reflect, false)?;
-        let (result_tx, result_rx) = oneshot::channel();
+        let mut lease = self.begin(kind, describe, stop.clone(), reflect, false)?;
         tracing::info!(workload = kind, "starting");
-        let spawned = std::thread::Builder::new()
-            .name(format!("wl-{kind}"))
-            .spawn(move || {
-                let mut lease = lease;
-                let port = lease.port.as_mut().expect("a lease holds the port");
-                let result = work(port, &stop);
-                drop(lease);
-                tracing::info!(workload = kind, "finished");
-                let _ = result_tx.send(result);
-            });
-        // A failed spawn drops the closure and with it the lease: the port is back.
-        spawned.map_err(|error| {
-            Status::resource_exhausted(format!("cannot start a workload thread: {error}"))
-        })?;
-        Ok(result_rx)
+        spawn_workload(kind, format!("wl-{kind}"), move || {
+            let port = lease.port.as_mut().expect("a lease holds the port");
+            let result = work(port, &stop);
+            drop(lease);
+            result
+        })
     }
 
     /// Like [`AgentService::start`] for kernel-socket workloads: the port must be
@@ -388,20 +378,12 @@ impl AgentService {
             .map(|details| details.ip)
             .ok_or_else(|| Status::failed_precondition("the data address is not known"))?;
         let lease = self.begin(kind, describe, stop.clone(), reflect, true)?;
-        let (result_tx, result_rx) = oneshot::channel();
         tracing::info!(workload = kind, %ip, "starting on kernel sockets");
-        let spawned = std::thread::Builder::new()
-            .name(format!("wl-k{kind}"))
-            .spawn(move || {
-                let result = work(ip, &stop);
-                drop(lease);
-                tracing::info!(workload = kind, "finished");
-                let _ = result_tx.send(result);
-            });
-        spawned.map_err(|error| {
-            Status::resource_exhausted(format!("cannot start a workload thread: {error}"))
-        })?;
-        Ok(result_rx)
+        spawn_workload(kind, format!("wl-k{kind}"), move || {
+            let result = work(ip, &stop);
+            drop(lease);
+            result
+        })
     }
 
     /// Checks the state and that nothing runs, marks the workload as running and
@@ -952,4 +934,31 @@ impl Agent for AgentService {
         }
         reply
     }
+}
+
+/// Runs `job` on a thread named `thread` and delivers its result through the returned
+/// channel. `job` owns the workload's lease and drops it before returning, so the port
+/// is back in its slot before the result arrives; a failed spawn drops `job`, and with
+/// it the lease, at once.
+fn spawn_workload<T, J>(
+    kind: &'static str,
+    thread: String,
+    job: J,
+) -> Result<oneshot::Receiver<T>, Status>
+where
+    T: Send + 'static,
+    J: FnOnce() -> T + Send + 'static,
+{
+    let (result_tx, result_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(thread)
+        .spawn(move || {
+            let result = job();
+            tracing::info!(workload = kind, "finished");
+            let _ = result_tx.send(result);
+        })
+        .map_err(|error| {
+            Status::resource_exhausted(format!("cannot start a workload thread: {error}"))
+        })?;
+    Ok(result_rx)
 }
