@@ -352,6 +352,23 @@ impl Libvirt {
     /// Removes everything of environment `env`: domains (destroyed and undefined),
     /// networks, volumes, and the pool when nothing else is in it. Returns what went.
     pub fn teardown(&self, env: &str, pool_name: &str) -> Result<Vec<String>, ProvisionError> {
+        // A request libvirtd accepted from an `up` killed moments ago (a volume being
+        // created) can land after a pass has listed the pool: sweep again, after a
+        // pause, until a pass finds nothing more.
+        let mut removed = self.teardown_pass(env, pool_name)?;
+        for _ in 0..5 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let more = self.teardown_pass(env, pool_name)?;
+            if more.is_empty() {
+                break;
+            }
+            tracing::info!(?more, "removed objects that appeared during teardown");
+            removed.extend(more);
+        }
+        Ok(removed)
+    }
+
+    fn teardown_pass(&self, env: &str, pool_name: &str) -> Result<Vec<String>, ProvisionError> {
         let mut removed = Vec::new();
         let found = self.find(env, pool_name)?;
         for d in &found.domains {
