@@ -62,7 +62,7 @@ pub fn target_path(pool: &StoragePool) -> Result<PathBuf, ProvisionError> {
 
 /// Names of every volume in the pool.
 pub fn volume_names(pool: &StoragePool) -> Result<Vec<String>, ProvisionError> {
-    pool.refresh(0).map_err(lv("refresh pool"))?;
+    refresh(pool)?;
     pool.list_volumes().map_err(lv("list volumes"))
 }
 
@@ -92,11 +92,32 @@ pub fn overlay_xml(
 pub fn delete_volume(pool: &StoragePool, name: &str) -> Result<bool, ProvisionError> {
     match lookup(StorageVol::lookup_by_name(pool, name))? {
         Some(vol) => {
-            vol.delete(0).map_err(lv(format!("delete volume {name}")))?;
-            Ok(true)
+            // A volume still being written for a client that went away (a killed `up`)
+            // cannot be deleted until libvirtd finishes with it: wait, bounded.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                match vol.delete(0) {
+                    Ok(()) => return Ok(true),
+                    Err(err) if volume_busy(&err) && std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(250));
+                    }
+                    Err(err) => return Err(lv(format!("delete volume {name}"))(err)),
+                }
+            }
         }
         None => Ok(false),
     }
+}
+
+fn volume_busy(err: &virt::error::Error) -> bool {
+    let text = err.to_string();
+    [
+        "asynchronous jobs running",
+        "still being allocated",
+        "still in use",
+    ]
+    .iter()
+    .any(|busy| text.contains(busy))
 }
 
 fn create_raw(pool: &StoragePool, name: &str, size: u64) -> Result<StorageVol, ProvisionError> {
@@ -190,7 +211,19 @@ fn write_local(
 
 /// Makes the pool see files written into its directory.
 pub fn refresh(pool: &StoragePool) -> Result<(), ProvisionError> {
-    pool.refresh(0).map(|_| ()).map_err(lv("refresh pool"))
+    // libvirtd refuses to refresh while a volume job still runs, e.g. an upload from an
+    // `up` that was killed: wait for it (bounded) rather than fail `down`.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match pool.refresh(0) {
+            Ok(_) => return Ok(()),
+            Err(err) if volume_busy(&err) && std::time::Instant::now() < deadline => {
+                tracing::info!("pool busy with a volume job; waiting");
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            Err(err) => return Err(lv("refresh pool")(err)),
+        }
+    }
 }
 
 /// Stores `bytes` as raw volume `name`; returns its path.
