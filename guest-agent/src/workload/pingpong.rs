@@ -15,7 +15,7 @@ use super::{
 use crate::datapath::DataPort;
 use crate::eal::now_ns;
 use crate::mbuf::MbufBatch;
-use crate::packet::{self, Frame, MacAddr, PayloadHeader, UdpEndpoints};
+use crate::packet::{self, Frame, MacAddr, PayloadHeader, TestFrameTemplate, UdpEndpoints};
 
 /// Most packets one run may send: per-packet state is kept for duplicate and loss
 /// detection (9 bytes each).
@@ -224,12 +224,7 @@ pub fn pingpong(
         dst_port: packet::TEST_UDP_PORT,
     };
     let frame_len = usize::from(p.frame_size);
-    let mut template = vec![0u8; frame_len];
-    packet::build_udp(
-        &mut template,
-        &endpoints,
-        &PayloadHeader { seq: 0, tx_ns: 0 },
-    )?;
+    let template = TestFrameTemplate::new(frame_len, &endpoints)?;
 
     let mut tracker = Tracker::new(p.count);
     let mut rtt = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_NS, 3)
@@ -282,14 +277,7 @@ pub fn pingpong(
                     min: 64,
                     max: 1514,
                 })?;
-            frame.copy_from_slice(&template);
-            packet::restamp_udp(
-                frame,
-                &PayloadHeader {
-                    seq: next_seq,
-                    tx_ns: now_ns(),
-                },
-            )?;
+            template.write(frame, next_seq, now_ns())?;
             let _ = pending.push(mbuf);
             next_seq += 1;
         }
