@@ -211,11 +211,25 @@ pub fn now_ns() -> u64 {
     let Some(&ns_per_cycle) = NS_PER_CYCLE_Q32.get() else {
         return 0;
     };
-    // SAFETY: the multiplier is set only after EAL init; rte_get_tsc_cycles reads
-    // the TSC.
-    let cycles = unsafe { sys::rte_get_tsc_cycles() };
+    let cycles = tsc_cycles();
     let ns = (u128::from(cycles) * u128::from(ns_per_cycle)) >> 32;
     u64::try_from(ns).unwrap_or(u64::MAX)
+}
+
+/// The TSC: `rte_get_tsc_cycles`, which on x86-64 is one `rdtsc`, read inline there
+/// because the fast paths stamp every burst.
+#[inline]
+fn tsc_cycles() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no preconditions on x86-64.
+        unsafe { std::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: rte_get_tsc_cycles only reads the cycle counter.
+        unsafe { sys::rte_get_tsc_cycles() }
+    }
 }
 
 /// Keeps the calling thread registered with EAL as an lcore (see

@@ -70,23 +70,27 @@ impl Mbuf {
         self.raw().nb_segs
     }
 
+    /// Where the packet starts: `rte_pktmbuf_mtod`, computed here rather than through
+    /// the C shim so that it inlines into the per-packet loops.
+    fn data_start(&self) -> *mut u8 {
+        let raw = self.raw();
+        raw.buf_addr
+            .cast::<u8>()
+            .wrapping_add(usize::from(raw.data_off))
+    }
+
     /// The packet bytes of the first (only) segment.
     pub fn data(&self) -> &[u8] {
-        // SAFETY: mtod points at data_len initialised bytes inside the buffer, which
-        // live as long as self; no &mut to them exists while &self is borrowed.
-        unsafe {
-            let start = sys::dpdk_sys_pktmbuf_mtod(self.ptr.as_ptr()).cast::<u8>();
-            std::slice::from_raw_parts(start, self.len())
-        }
+        // SAFETY: buf_addr + data_off points at data_len initialised bytes inside the
+        // buffer, which live as long as self; no &mut to them exists while &self is
+        // borrowed.
+        unsafe { std::slice::from_raw_parts(self.data_start(), self.len()) }
     }
 
     /// The packet bytes, writable.
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in data(); &mut self guarantees exclusive access.
-        unsafe {
-            let start = sys::dpdk_sys_pktmbuf_mtod(self.ptr.as_ptr()).cast::<u8>();
-            std::slice::from_raw_parts_mut(start, self.len())
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.data_start(), self.len()) }
     }
 
     /// Bytes the packet can grow to from its current start.
