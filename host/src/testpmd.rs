@@ -28,7 +28,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(240);
 const DRAIN: Duration = Duration::from_secs(1);
 /// ssh attempts when the connection itself fails (a 1-vCPU guest that just ran a
 /// busy-polling workload can reset connections while sshd catches up).
-const SSH_ATTEMPTS: u32 = 3;
+/// ssh attempts per remote command; a guest whose vCPU was saturated by a bench can
+/// take several seconds to accept connections again (sshd's banner never comes and
+/// QEMU's user-mode network resets the connection).
+const SSH_ATTEMPTS: u32 = 6;
+/// Longest pause between ssh attempts (they double from 1 s up to this).
+const SSH_RETRY_MAX_PAUSE: Duration = Duration::from_secs(8);
 
 /// Makes an ssh command to one VM (destination set, remote command to be appended).
 pub type SshFactory = Box<dyn Fn() -> Command + Send>;
@@ -327,8 +332,9 @@ impl Remote {
                 Err(error) if attempt < SSH_ATTEMPTS && remote.ssh_failed() => {
                     tracing::warn!(%vm, attempt, output = %remote.output, "ssh failed, trying again");
                     drop(error);
+                    let pause = Duration::from_secs(1 << attempt.min(3)).min(SSH_RETRY_MAX_PAUSE);
                     attempt += 1;
-                    std::thread::sleep(Duration::from_secs(2));
+                    std::thread::sleep(pause);
                 }
                 Err(error) => return Err(error),
             }
