@@ -7,7 +7,9 @@
 #   ratio agent/testpmd: tx=<x> rx=<y>
 # A benchmark, not a test: figures on a shared 2-core machine are noisy.
 #
-# Environment: DURATION (s, default 10), ROUNDS (default 1; rounds alternate agent
+# Both tools move BURST packets per tx and per rx burst (default 32, testpmd's default).
+#
+# Environment: DURATION (s, default 10), BURST (1..=64, default 32), ROUNDS (default 1; rounds alternate agent
 # and testpmd, and the final figures are medians over rounds), AGENT (default target/release/dpdk-agent,
 # built when missing), TESTPMD (default dpdk-testpmd, Debian package dpdk-dev).
 # Stops by itself; on exit it kills only the processes it started.
@@ -15,6 +17,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-1}
+BURST=${BURST:-32}
 SIZE=64
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGENT=${AGENT:-$ROOT/target/release/dpdk-agent}
@@ -80,10 +83,10 @@ AGENT_TX=() AGENT_RX=() TP_TX=() TP_RX=()
 
 run_agent() {
     local round=$1
-    echo "== round $round: agent bench tx -> bench rx, ${SIZE}-byte frames, ${DURATION} s" >&2
+    echo "== round $round: agent bench tx -> bench rx, ${SIZE}-byte frames, burst ${BURST}, ${DURATION} s" >&2
     huge_before=$(hugepages_free)
     "$AGENT" bench --eal "$EAL_COMMON -l 1 --file-prefix=vs-agent-rx-$$-$round --vdev=$(memif server agent-$round)" \
-        --device net_memif0 --ip 198.18.0.2/24 --mode rx --duration $((DURATION + 4)) --json \
+        --device net_memif0 --ip 198.18.0.2/24 --mode rx --burst "$BURST" --duration $((DURATION + 4)) --json \
         >"$WORK/agent-rx.json" 2>"$WORK/agent-rx.log" &
     rx_pid=$!
     PIDS+=("$rx_pid")
@@ -91,7 +94,7 @@ run_agent() {
     PIDS+=("$!")
     wait_for_socket "$WORK/agent-$round.sock"
     "$AGENT" bench --eal "$EAL_COMMON -l 0 --file-prefix=vs-agent-tx-$$-$round --vdev=$(memif client agent-$round)" \
-        --device net_memif0 --ip 198.18.0.1/24 --mode tx --peer 198.18.0.2 --size "$SIZE" \
+        --device net_memif0 --ip 198.18.0.1/24 --mode tx --peer 198.18.0.2 --size "$SIZE" --burst "$BURST" \
         --duration "$DURATION" --json >"$WORK/agent-tx.json" 2>"$WORK/agent-tx.log" &
     tx_pid=$!
     PIDS+=("$tx_pid")
@@ -114,17 +117,17 @@ run_agent() {
 
 run_testpmd() {
     local round=$1
-    echo "== round $round: testpmd txonly -> rxonly, ${SIZE}-byte frames, ${DURATION} s" >&2
+    echo "== round $round: testpmd txonly -> rxonly, ${SIZE}-byte frames, burst ${BURST}, ${DURATION} s" >&2
     timeout -s INT $((DURATION + 4)) "$TESTPMD" $EAL_COMMON --lcores=0@1,1@1 \
         --file-prefix=vs-tp-rx-$$-$round --vdev="$(memif server testpmd-$round)" -- \
-        --forward-mode=rxonly --total-num-mbufs=16384 --stats-period=1 \
+        --forward-mode=rxonly --burst="$BURST" --total-num-mbufs=16384 --stats-period=1 \
         </dev/null >"$WORK/testpmd-rx.log" 2>&1 &
     tp_rx_pid=$!
     PIDS+=("$tp_rx_pid")
     wait_for_socket "$WORK/testpmd-$round.sock"
     timeout -s INT "$DURATION" "$TESTPMD" $EAL_COMMON --lcores=0@0,1@0 \
         --file-prefix=vs-tp-tx-$$-$round --vdev="$(memif client testpmd-$round)" -- \
-        --forward-mode=txonly --txpkts="$SIZE" --total-num-mbufs=16384 --stats-period=1 \
+        --forward-mode=txonly --txpkts="$SIZE" --burst="$BURST" --total-num-mbufs=16384 --stats-period=1 \
         </dev/null >"$WORK/testpmd-tx.log" 2>&1 &
     tp_tx_pid=$!
     PIDS+=("$tp_tx_pid")
@@ -145,7 +148,7 @@ run_testpmd() {
 
 for round in $(seq 1 "$ROUNDS"); do
     run_agent "$round"
-    echo "round $round agent   tx: ${agent_tx_pps} pps (median of seconds), ${agent_tx_total} sent, tx ring full in ${agent_ring_full} bursts"
+    echo "round $round agent   tx: ${agent_tx_pps} pps (median of seconds), ${agent_tx_total} sent, ${agent_ring_full} packets refused by a full tx ring and offered again"
     echo "round $round agent   rx: ${agent_rx_pps} pps (median of seconds), ${agent_rx_total} received, ${agent_gaps} sequence gaps, ${agent_rx_lost} imissed+rx_nombuf"
     run_testpmd "$round"
     echo "round $round testpmd tx: ${tp_tx_pps} pps (median of seconds)"

@@ -138,7 +138,7 @@ pub struct BenchArgs {
     /// Packets to send (tx, both) or receive (rx).
     #[arg(long)]
     pub count: Option<u64>,
-    /// Packets per tx burst.
+    /// Packets per tx and per rx burst (32, like dpdk-testpmd's default).
     #[arg(long, default_value_t = 32)]
     pub burst: u16,
     /// Seconds to keep receiving after sending ends.

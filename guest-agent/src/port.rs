@@ -403,8 +403,15 @@ impl Port {
     /// Receives up to the batch's free room from queue 0; returns how many arrived.
     #[inline]
     pub fn rx_burst(&mut self, batch: &mut MbufBatch) -> usize {
+        self.rx_burst_at_most(batch, usize::MAX)
+    }
+
+    /// Receives up to `max` packets (and at most the batch's free room) from queue 0;
+    /// returns how many arrived.
+    #[inline]
+    pub fn rx_burst_at_most(&mut self, batch: &mut MbufBatch, max: usize) -> usize {
         let spare = batch.spare_slots();
-        let room = u16::try_from(spare.len()).unwrap_or(u16::MAX);
+        let room = u16::try_from(spare.len().min(max)).unwrap_or(u16::MAX);
         if room == 0 {
             return 0;
         }

@@ -591,7 +591,7 @@ async fn every_bad_field_is_invalid_argument_naming_it() {
                 burst: 1000,
                 ..tx.clone()
             },
-            "`burst`: must be 1..=512",
+            "`burst`: must be 1..=64",
         ),
         (
             v1::BenchRequest {

@@ -25,7 +25,8 @@ const MAX_RATE_PPS: u64 = 100_000_000;
 const MAX_DURATION_NS: u64 = 3_600_000_000_000;
 const DEFAULT_BENCH_DURATION: Duration = Duration::from_secs(10);
 const MAX_BENCH_COUNT: u64 = 1_000_000_000_000;
-const BURSTS: std::ops::RangeInclusive<u64> = 1..=512;
+// The workload keeps a burst in one fixed-size batch.
+const BURSTS: std::ops::RangeInclusive<u64> = 1..=crate::mbuf::MAX_BURST as u64;
 const DEFAULT_BURST: u16 = 32;
 const MAX_DRAIN_NS: u64 = 60_000_000_000;
 const DEFAULT_DRAIN: Duration = Duration::from_millis(500);
@@ -403,12 +404,12 @@ mod tests {
             bench(&v1::BenchRequest {
                 mode: v1::BenchMode::Tx as i32,
                 peer_ip: "10.0.1.6".into(),
-                burst: 513,
+                burst: 65,
                 ..Default::default()
             })
             .unwrap_err(),
         );
-        assert!(text.contains("`burst`: must be 1..=512"), "{text}");
+        assert!(text.contains("`burst`: must be 1..=64"), "{text}");
         let text = message(
             bench(&v1::BenchRequest {
                 mode: v1::BenchMode::Tx as i32,

@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use super::{
     arp_reply_in_place, flush, resolve_peer, validate_frame_size, ArpOutcome, IdleBackoff,
-    InvalidParam, StopSignal, WorkloadError,
+    IdlePolicy, InvalidParam, StopSignal, WorkloadError,
 };
 use crate::datapath::{DataPort, PortStats};
 use crate::eal::now_ns;
 use crate::mbuf::{MbufBatch, MAX_BURST};
-use crate::packet::{self, PayloadHeader, UdpEndpoints};
+use crate::packet::{self, TestFrameTemplate, UdpEndpoints};
 
 /// Highest rate one can ask for (far above what one core moves).
 pub const MAX_RATE_PPS: u64 = 1_000_000_000;
@@ -22,6 +22,15 @@ pub const MAX_DRAIN: Duration = Duration::from_secs(60);
 /// How long to wait for the peer's ARP answer.
 const ARP_WAIT: Duration = Duration::from_secs(5);
 const NS_PER_SEC: u64 = 1_000_000_000;
+/// How often the live counters are published: often enough for any progress display,
+/// rarely enough that the shared cache line stays out of the per-burst path.
+const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
+/// Passes of the loop per clock read when not pacing: reading the TSC costs as much as
+/// the rest of an empty pass, and the clock only ends the run and the seconds, where a
+/// few passes (microseconds) late is fine.
+const CLOCK_READ_INTERVAL: u32 = 8;
+/// A sender in Tx mode polls for ARP once per this many sends.
+const TX_ONLY_RX_POLL_INTERVAL: u32 = 16;
 
 /// What the bench does on this port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,7 +58,7 @@ pub struct BenchParams {
     pub duration: Option<Duration>,
     /// How many packets to send (Tx, Both) or receive (Rx).
     pub count: Option<u64>,
-    /// Packets per tx burst, 1..=64.
+    /// Packets per tx and per rx burst, 1..=64.
     pub burst: u16,
     /// After sending, how long to keep receiving (late packets, ARP) before finishing.
     pub drain: Duration,
@@ -108,7 +117,8 @@ pub struct BenchCounters {
     pub tx_packets: u64,
     /// Their bytes (frame without FCS).
     pub tx_bytes: u64,
-    /// Bursts the tx ring could not take whole.
+    /// Packets the driver refused at their first offer (tx ring full). They stay
+    /// queued and are offered again: back-pressure, not loss.
     pub tx_ring_full: u64,
     /// Test frames received.
     pub rx_packets: u64,
@@ -209,23 +219,21 @@ pub fn bench(
     let (mac, ip) = (port.mac(), port.ip());
     let sends = matches!(p.mode, BenchMode::Tx | BenchMode::Both);
     let frame_len = usize::from(p.frame_size);
-    let mut template = vec![0u8; frame_len];
-    if let (true, Some(peer_ip)) = (sends, p.peer_ip) {
-        let peer_mac = resolve_peer(port, peer_ip, ARP_WAIT, stop)?;
-        let endpoints = UdpEndpoints {
-            src_mac: mac,
-            dst_mac: peer_mac,
-            src_ip: ip,
-            dst_ip: peer_ip,
-            src_port: packet::TEST_UDP_PORT,
-            dst_port: packet::TEST_UDP_PORT,
-        };
-        packet::build_udp(
-            &mut template,
-            &endpoints,
-            &PayloadHeader { seq: 0, tx_ns: 0 },
-        )?;
-    }
+    let template = match (sends, p.peer_ip) {
+        (true, Some(peer_ip)) => {
+            let peer_mac = resolve_peer(port, peer_ip, ARP_WAIT, stop)?;
+            let endpoints = UdpEndpoints {
+                src_mac: mac,
+                dst_mac: peer_mac,
+                src_ip: ip,
+                dst_ip: peer_ip,
+                src_port: packet::TEST_UDP_PORT,
+                dst_port: packet::TEST_UDP_PORT,
+            };
+            Some(TestFrameTemplate::new(frame_len, &endpoints)?)
+        }
+        _ => None,
+    };
     port.reset_stats()?;
 
     let duration_ns = p
@@ -242,18 +250,32 @@ pub fn bench(
     let mut tx = MbufBatch::new();
     let mut rx = MbufBatch::new();
     let mut arp_tx = MbufBatch::new();
-    let mut idle = IdleBackoff::default();
+    let idle_policy = IdlePolicy::for_this_cpu();
+    let mut idle = IdleBackoff::new(idle_policy);
     let mut next_seq = 0u64;
     let mut expected_seq = 0u64;
     let started = Instant::now();
     let start_ns = now_ns();
     let mut next_second_ns = start_ns + NS_PER_SEC;
+    let mut next_publish_ns = start_ns;
+    let mut iteration = 0u32;
+    let mut now = start_ns;
+    // Pacing, and passes that may sleep, need the time on every pass; otherwise it is
+    // read on every few passes.
+    let clock_interval = if p.rate_pps.is_some() || idle_policy != IdlePolicy::Poll {
+        1
+    } else {
+        CLOCK_READ_INTERVAL
+    };
     // Set when sending ends; receiving ends `drain` later.
     let mut send_done_ns: Option<u64> = (!sends).then_some(start_ns);
-    tracing::info!(?p, "bench running");
+    tracing::info!(?p, ?idle_policy, "bench running");
 
     loop {
-        let now = now_ns();
+        iteration = iteration.wrapping_add(1);
+        if iteration % clock_interval == 0 {
+            now = now_ns();
+        }
         let elapsed = now - start_ns;
         if stop.is_stopped() {
             break;
@@ -277,7 +299,7 @@ pub fn bench(
             _ => {}
         }
 
-        if sends && send_done_ns.is_none() {
+        if let (Some(template), None) = (&template, send_done_ns) {
             // How many more packets may be built now.
             let mut budget = burst.saturating_sub(tx.len());
             if let Some(count) = p.count {
@@ -292,35 +314,30 @@ pub fn bench(
                 budget = budget.min(usize::try_from(left).unwrap_or(usize::MAX));
             }
             if budget > 0 && port.mempool().alloc_into(&mut tx, budget).is_ok() {
-                let stamp = now_ns();
                 let fresh = tx.len() - budget;
                 for mbuf in &mut tx.as_mut_slice()[fresh..] {
                     let frame = mbuf
                         .set_len(frame_len)
                         .map_err(|_| packet::PacketError::NotUdp)?;
-                    frame.copy_from_slice(&template);
-                    packet::restamp_udp(
-                        frame,
-                        &PayloadHeader {
-                            seq: next_seq,
-                            tx_ns: stamp,
-                        },
-                    )?;
+                    template.write(frame, next_seq, now)?;
                     next_seq += 1;
                 }
             }
             if !tx.is_empty() {
                 let queued = tx.len();
                 let sent = port.port_mut().tx_burst(&mut tx);
-                if sent < queued {
-                    counters.tx_ring_full += 1;
-                }
+                // Refused packets stay queued and are offered again.
+                counters.tx_ring_full += (queued - sent) as u64;
                 counters.tx_packets += sent as u64;
                 counters.tx_bytes += sent as u64 * frame_bytes;
             }
         }
 
-        let got = port.port_mut().rx_burst(&mut rx);
+        // A sender only receives ARP, so it polls rarely and spends its time sending.
+        if p.mode == BenchMode::Tx && iteration % TX_ONLY_RX_POLL_INTERVAL != 0 {
+            continue;
+        }
+        let got = port.port_mut().rx_burst_at_most(&mut rx, burst);
         if !sends {
             idle.record(got);
         }
@@ -328,13 +345,13 @@ pub fn bench(
         // something else (ARP, foreign frames: rare) takes the per-mbuf path.
         let mut foreign = false;
         for mbuf in rx.as_slice() {
-            match packet::peek_test_payload(mbuf.data()) {
-                Some(header) => {
+            match packet::peek_test_seq(mbuf.data()) {
+                Some(seq) => {
                     counters.rx_packets += 1;
                     counters.rx_bytes += mbuf.len() as u64;
-                    if header.seq >= expected_seq {
-                        counters.rx_seq_gaps += header.seq - expected_seq;
-                        expected_seq = header.seq + 1;
+                    if seq >= expected_seq {
+                        counters.rx_seq_gaps += seq - expected_seq;
+                        expected_seq = seq + 1;
                     }
                 }
                 None => {
@@ -345,7 +362,7 @@ pub fn bench(
         }
         if foreign {
             for mbuf in rx.drain() {
-                if packet::peek_test_payload(mbuf.data()).is_some() {
+                if packet::peek_test_seq(mbuf.data()).is_some() {
                     continue;
                 }
                 if let ArpOutcome::Reply(reply, _) = arp_reply_in_place(mbuf, mac, ip) {
@@ -363,6 +380,11 @@ pub fn bench(
             );
         }
 
+        if now >= next_publish_ns {
+            counters.elapsed = Duration::from_nanos(elapsed);
+            live.publish(&counters);
+            next_publish_ns = now + PUBLISH_INTERVAL_NS;
+        }
         if now >= next_second_ns {
             counters.elapsed = started.elapsed();
             per_second.push(BenchSecond {
@@ -374,8 +396,6 @@ pub fn bench(
             last_second = counters;
             next_second_ns += NS_PER_SEC;
         }
-        counters.elapsed = Duration::from_nanos(elapsed);
-        live.publish(&counters);
     }
     tx.clear();
     counters.elapsed = started.elapsed();

@@ -156,7 +156,7 @@ fn print_direction(d: &BenchDirection) {
         }
     );
     println!(
-        "  where: link (host UDP socket) {}  imissed {}  rx_nombuf {}  ierrors {}  unaccounted {}   (tx ring full, not sent: {})",
+        "  where: link (host UDP socket) {}  imissed {}  rx_nombuf {}  ierrors {}  unaccounted {}   (tx ring full: {} packets refused by the driver, not counted in tx)",
         d.link_drops, d.imissed, d.rx_nombuf, d.ierrors, d.unaccounted, d.tx_ring_full
     );
     println!("  {:>6} {:>12} {:>12}", "second", "tx pps", "rx pps");
