@@ -6,6 +6,7 @@
 //! in `dpdk-sys`; packets, workloads and selftest are safe Rust.
 
 pub mod bind;
+pub mod cpu;
 pub mod datapath;
 pub mod eal;
 pub mod handover;
