@@ -131,11 +131,14 @@ pub enum ImageError {
         /// The image.
         name: String,
     },
-    /// A file's checksum does not match.
-    #[error("{path}: sha256 is {actual}, expected {expected}")]
+    /// The image's checksum is not the configured `image_sha256` (nothing is cached).
+    #[error(
+        "{image} has sha256 {actual}, but image_sha256 in the configuration is {expected}; \
+         nothing was cached: correct image_sha256 (or the image)"
+    )]
     Checksum {
-        /// The file.
-        path: PathBuf,
+        /// The URL or path.
+        image: String,
         /// Expected.
         expected: String,
         /// Found.
@@ -449,7 +452,7 @@ impl ImageStore {
                 if let Some(expected) = sha256 {
                     if *expected != actual {
                         return Err(ImageError::Checksum {
-                            path: path.clone(),
+                            image: path.display().to_string(),
                             expected: expected.clone(),
                             actual,
                         });
@@ -656,7 +659,7 @@ impl ImageStore {
             let actual = sha256_file(&disk)?;
             if actual != sha256 {
                 return Err(ImageError::Checksum {
-                    path: disk,
+                    image: url.to_owned(),
                     expected: sha256.to_owned(),
                     actual,
                 });
@@ -777,6 +780,11 @@ mod tests {
         let url = format!("file://{}", src.display());
         let bad = store.fetch(&url, &"0".repeat(64), &Quiet).unwrap_err();
         assert!(matches!(bad, ImageError::Checksum { .. }), "{bad}");
+        let msg = bad.to_string();
+        assert!(
+            msg.contains("image_sha256") && msg.contains(&url) && msg.contains(&sha),
+            "names the key, the URL and both checksums: {msg}"
+        );
         assert!(
             store.list().unwrap().is_empty(),
             "a bad download is not cached"
