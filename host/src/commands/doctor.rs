@@ -164,11 +164,17 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
         (Err(e), _) => out.push(check("kvm", Fail, e.to_string(), Some("use --no-kvm or accel = \"tcg\""))),
     }
     let mem = c.memory_for(false);
+    // Only the built-in image boots with dpdkhost's kernel command line; images that
+    // boot themselves get their hugepages from the seed's install script.
+    let how = match c.image {
+        ImageSource::Builtin(_) => "at boot (kernel command line)",
+        _ => "early in boot (the seed's install script)",
+    };
     out.push(check(
         "hugepages",
         Pass,
         format!(
-            "each guest reserves {} x 2 MiB = {} MiB of its {} MiB at boot (kernel command line); the host needs none",
+            "each guest reserves {} x 2 MiB = {} MiB of its {} MiB {how}; the host needs none",
             c.hugepages,
             c.hugepages * 2,
             mem
