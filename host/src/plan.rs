@@ -257,9 +257,12 @@ pub fn make(
     if !(any_domain && base_present && image_ready_in_pool) {
         actions.push(Action::UploadImage);
     }
+    // A network that exists but is stopped (the host rebooted) must run before any VM
+    // on it can start.
+    let network_ready =
+        |n: String| found.networks.contains(&n) && !found.inactive_networks.contains(&n);
     if config.network == NetworkMode::Nat
-        && !(found.networks.contains(&names.mgmt_network())
-            && found.networks.contains(&names.data_network()))
+        && !(network_ready(names.mgmt_network()) && network_ready(names.data_network()))
     {
         actions.push(Action::CreateNetworks);
     }
@@ -526,6 +529,7 @@ mod tests {
             volumes: vec![names.base()],
             pool_volume_count: 1,
             networks: vec![],
+            inactive_networks: vec![],
             domains: plan
                 .vms
                 .iter()
@@ -638,5 +642,43 @@ mod tests {
         let xml = domain::domain_xml(&plan.domain_spec(vm, Path::new("/pool"), true));
         assert!(xml.contains("dpdkhost-t-mgmt") && xml.contains("dpdkhost-t-data"));
         assert!(plan.to_string().contains("+ networks"));
+    }
+
+    #[test]
+    fn nat_mode_after_a_reboot_starts_the_networks_before_the_vms() {
+        let config = Config::parse("network = \"nat\"").unwrap();
+        let first = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &Found::default(),
+            &mut Seq(40000),
+        );
+        let names = Names::new("t");
+        let mut found = found_from(&first, true);
+        found.networks = vec![names.data_network(), names.mgmt_network()];
+        let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        assert!(again.is_noop(), "{:?}", again.actions);
+        // Rebooted: domains shut off, networks defined but stopped (no autostart).
+        let mut found = found_from(&first, false);
+        found.networks = vec![names.data_network(), names.mgmt_network()];
+        found.inactive_networks = found.networks.clone();
+        let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        assert_eq!(
+            again.actions,
+            [
+                Action::CreateNetworks,
+                Action::StartVm(1),
+                Action::StartVm(2)
+            ]
+        );
+        // One of them stopped is enough.
+        let mut found = found_from(&first, true);
+        found.networks = vec![names.data_network(), names.mgmt_network()];
+        found.inactive_networks = vec![names.data_network()];
+        let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        assert_eq!(again.actions, [Action::CreateNetworks]);
     }
 }

@@ -197,6 +197,9 @@ pub struct Found {
     pub pool_volume_count: usize,
     /// The environment's networks.
     pub networks: Vec<String>,
+    /// Those of them that are defined but not running (after a host reboot: libvirt
+    /// starts no network without autostart).
+    pub inactive_networks: Vec<String>,
     /// The environment's domains, by index.
     pub domains: Vec<FoundDomain>,
 }
@@ -297,11 +300,15 @@ impl Libvirt {
         for net in nets {
             if let Ok(name) = net.get_name() {
                 if names.owns_network(&name) {
+                    if !net.is_active().unwrap_or(false) {
+                        found.inactive_networks.push(name.clone());
+                    }
                     found.networks.push(name);
                 }
             }
         }
         found.networks.sort();
+        found.inactive_networks.sort();
         let doms = self
             .conn
             .list_all_domains(0)
@@ -670,6 +677,15 @@ mod tests {
             ["dpdkhost-t-base.img", "dpdkhost-t-vm1.qcow2"]
         );
         assert_eq!(found.networks, ["dpdkhost-t-data"]);
+        assert!(found.inactive_networks.is_empty());
+        // Stopped (as after a host reboot): still the environment's, and known stopped.
+        virt::network::Network::lookup_by_name(lv.conn(), "dpdkhost-t-data")
+            .unwrap()
+            .destroy()
+            .unwrap();
+        let found = lv.find("t", "dpdkhost").unwrap();
+        assert_eq!(found.networks, ["dpdkhost-t-data"]);
+        assert_eq!(found.inactive_networks, ["dpdkhost-t-data"]);
 
         let removed = lv.teardown("t", "dpdkhost").unwrap();
         assert!(
