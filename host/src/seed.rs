@@ -23,13 +23,17 @@ pub const AGENT_PATH: &str = "/usr/local/bin/dpdk-agent";
 pub const AGENT_UNIT: &str = "[Unit]
 Description=dpdkhost guest agent (DPDK data port, gRPC on the management NIC)
 DefaultDependencies=no
-After=local-fs.target systemd-modules-load.service
+After=local-fs.target systemd-modules-load.service systemd-udev-trigger.service
 Conflicts=shutdown.target
 Before=shutdown.target
 StartLimitIntervalSec=0
 
 [Service]
 Type=simple
+# The agent finds the data NIC by MAC among the kernel's network interfaces. Enabled, it
+# starts this early on every later boot, before udev has probed the NICs: wait for the
+# coldplug events to be processed (the first boot's install script starts it later).
+ExecStartPre=-/bin/udevadm settle --timeout=30
 ExecStart=/usr/local/bin/dpdk-agent serve
 Restart=on-failure
 RestartSec=1
@@ -546,6 +550,9 @@ pub(crate) mod tests {
     fn unit_starts_early_and_logs_to_the_console() {
         assert!(AGENT_UNIT.contains("DefaultDependencies=no"));
         assert!(AGENT_UNIT.contains("After=local-fs.target"));
+        // On a reboot the enabled unit starts before udev has probed the data NIC.
+        assert!(AGENT_UNIT.contains("systemd-udev-trigger.service"));
+        assert!(AGENT_UNIT.contains("ExecStartPre=-/bin/udevadm settle"));
         assert!(AGENT_UNIT.contains("ExecStart=/usr/local/bin/dpdk-agent serve"));
         assert!(AGENT_UNIT.contains("Restart=on-failure"));
         assert!(AGENT_UNIT.contains("StandardOutput=journal+console"));
