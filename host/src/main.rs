@@ -8,12 +8,9 @@ use clap::Parser;
 use dpdkhost::{cli, commands};
 
 fn main() -> ExitCode {
-    // Output piped into `head` ends the process quietly, as with any Unix tool.
-    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
-    // disposition for SIGPIPE.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // Output piped into `head` ends the process quietly, as with any Unix tool; a dead
+    // libvirtd is reported, not a silent exit 141.
+    dpdkhost::ui::quiet_sigpipe_on_broken_stdout();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
