@@ -398,7 +398,9 @@ fn direction(
     let rx_counters = rx.counters.unwrap_or_default();
     let rx_port = rx.port.unwrap_or_default();
     // The transmitter sends for exactly the planned duration; its elapsed time also
-    // covers the drain, so rates are per planned second.
+    // covers the drain, so rates are per planned second: totals over the time the
+    // transmitter sent, the definition `BenchDirection::tx_pps` states and the testpmd
+    // baseline shares (it measures testpmd's forwarding time instead of planning it).
     let seconds = duration.as_secs_f64().max(1e-9);
     let rx_by_second: std::collections::BTreeMap<u64, u64> =
         rx.per_second.iter().map(|s| (s.second, s.rx_pps)).collect();

@@ -211,7 +211,9 @@ pub struct BenchDirection {
     pub to: u32,
     /// Frame size in bytes (without FCS).
     pub size: u32,
-    /// Transmit duration, ns.
+    /// How long the transmitter sent, ns: for the agent the planned duration (its
+    /// transmit loop stops then); for testpmd the forwarding time it printed (from its
+    /// statistics reset to "Telling cores to stop"), stamped in the guest.
     pub duration_ns: u64,
     /// Packets the transmitter's PMD accepted.
     pub tx_packets: u64,
@@ -231,13 +233,19 @@ pub struct BenchDirection {
     /// Sent, not received, and counted by no counter (still in flight at the end, or
     /// lost where nothing counts).
     pub unaccounted: u64,
-    /// Sender rate, packets per second.
+    /// Sender rate, packets per second: `tx_packets` over `duration_ns`, the time the
+    /// transmitter sent. The agent and the testpmd baseline use this same definition.
     pub tx_pps: f64,
-    /// Receiver rate, packets per second.
+    /// Receiver rate, packets per second: `rx_packets` (counted until the receiver
+    /// stopped, after the drain) over the same `duration_ns`.
     pub rx_pps: f64,
-    /// Receiver throughput, Gbit/s of frames (with FCS, preamble and gap excluded).
+    /// Receiver throughput, Gbit/s of frames (FCS, preamble and gap excluded), over
+    /// `duration_ns`.
     pub rx_gbps: f64,
-    /// Per-second rates.
+    /// Per-second rates: the transmitter's seconds, then the drain. For the agent,
+    /// packets in each second of its clock (rx from the receiver's second of the same
+    /// number); for testpmd, its per-second `Tx-pps` / `Rx-pps` lines (see
+    /// `testpmd::per_second`).
     pub per_second: Vec<BenchSecond>,
 }
 
