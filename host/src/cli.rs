@@ -157,7 +157,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "2")]
     pub to: String,
     /// After the agent's run, measure the same direction with this reference on the
-    /// same VMs and ports (testpmd: one way only, as fast as possible).
+    /// same VMs and ports (testpmd: --direction uni only, as fast as possible).
     #[arg(long, value_enum)]
     pub baseline: Option<BenchBaseline>,
     /// Directory the run is saved in.

@@ -108,6 +108,32 @@ fn commands_that_need_a_lab_say_how_to_get_one() {
 }
 
 #[test]
+fn a_bidirectional_testpmd_baseline_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dpdkhost(
+        dir.path(),
+        &[
+            "bench",
+            "--pps",
+            "--direction",
+            "bi",
+            "--baseline",
+            "testpmd",
+        ],
+    );
+    assert!(!o.status.success());
+    let text = text(&o);
+    assert!(
+        text.contains("--direction uni") && text.contains("--baseline testpmd"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("is not up"),
+        "checked before the lab: {text}"
+    );
+}
+
+#[test]
 fn up_without_the_agent_names_the_build_command() {
     let dir = tempfile::tempdir().unwrap();
     let o = dpdkhost(

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 
 use crate::cli::{BenchArgs, BenchBaseline, BenchDirectionArg};
 use crate::commands::pingpong::ratio;
@@ -17,8 +17,22 @@ use crate::drive::{self, BenchPlan};
 use crate::results::{BenchDirection, BenchRun, RunRecord, RunResult};
 use crate::ui::Spinner;
 
+/// Refuses combinations a baseline cannot measure, before anything runs.
+pub fn check_baseline(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.baseline == Some(BenchBaseline::Testpmd) && args.direction == BenchDirectionArg::Bi {
+        bail!(
+            "--baseline testpmd measures one direction only: testpmd's txonly engine does not \
+             receive, so it cannot run the workload of --direction bi (both VMs sending and \
+             receiving at once); use --direction uni (the default) with --baseline testpmd, \
+             or --direction bi without a baseline"
+        );
+    }
+    Ok(())
+}
+
 /// Runs `bench --pps`.
 pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    check_baseline(&args)?;
     let rt = context::runtime()?;
     rt.block_on(async {
         let (mut a, mut b) = connect_pair(ctx, &args.from, &args.to).await?;
