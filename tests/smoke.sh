@@ -28,27 +28,9 @@ if ! flock -n 9; then
   flock 9
 fi
 
-# Every libvirt object of the environment, one per line (empty when none). virsh here
-# checks dpdkhost from the outside; dpdkhost itself only uses the libvirt API.
-leftovers() {
-  virsh -c "$uri" list --all --name 2>/dev/null | grep "^dpdkhost-$env_name-" | sed 's/^/domain /' || true
-  virsh -c "$uri" net-list --all --name 2>/dev/null | grep "^dpdkhost-$env_name-" | sed 's/^/network /' || true
-  if virsh -c "$uri" pool-info "$pool" >/dev/null 2>&1; then
-    virsh -c "$uri" vol-list "$pool" 2>/dev/null | awk 'NR>2 && $1 != "" {print $1}' \
-      | grep "^dpdkhost-$env_name-" | sed 's/^/volume /' || true
-  fi
-}
-
-expect_nothing_left() {
-  local left
-  left=$(leftovers)
-  if [ -n "$left" ]; then
-    echo "smoke: left behind after down:" >&2
-    echo "$left" >&2
-    return 1
-  fi
-  echo "smoke: nothing of env $env_name remains"
-}
+label=smoke
+# leftovers, expect_nothing_left
+source tests/lib.sh  # (the working directory is the repository root)
 
 up_pid=
 on_exit() {

@@ -27,26 +27,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/url-image.XXXXXX")
 export DPDKHOST_CACHE_DIR=$tmp/images
 dpdkhost() { "$bin" --env "$env_name" --config "$tmp/dpdkhost.toml" "$@"; }
 
-# Every libvirt object of the environment, one per line (empty when none); virsh checks
-# dpdkhost from the outside.
-leftovers() {
-  virsh -c "$uri" list --all --name 2>/dev/null | grep "^dpdkhost-$env_name-" | sed 's/^/domain /' || true
-  virsh -c "$uri" net-list --all --name 2>/dev/null | grep "^dpdkhost-$env_name-" | sed 's/^/network /' || true
-  if virsh -c "$uri" pool-info "$pool" >/dev/null 2>&1; then
-    virsh -c "$uri" vol-list "$pool" 2>/dev/null | awk 'NR>2 && $1 != "" {print $1}' \
-      | grep "^dpdkhost-$env_name-" | sed 's/^/volume /' || true
-  fi
-}
-expect_nothing_left() {
-  local left
-  left=$(leftovers)
-  if [ -n "$left" ]; then
-    echo "url-image: left behind:" >&2
-    echo "$left" >&2
-    return 1
-  fi
-  echo "url-image: nothing of env $env_name remains"
-}
+label=url-image
+# leftovers, expect_nothing_left
+source tests/lib.sh  # (the working directory is the repository root)
 
 http_pid=
 lab_locked=
