@@ -14,6 +14,28 @@ uint32_t dpdk_sys_pktmbuf_pkt_len(const struct rte_mbuf *m) { return rte_pktmbuf
 
 uint16_t dpdk_sys_pktmbuf_data_len(const struct rte_mbuf *m) { return rte_pktmbuf_data_len(m); }
 
+int dpdk_sys_pktmbuf_alloc_bulk_sized(struct rte_mempool *pool, struct rte_mbuf **mbufs,
+                                      unsigned int count, uint16_t len)
+{
+    int rc = rte_mempool_get_bulk(pool, (void **)mbufs, count);
+    if (unlikely(rc != 0))
+        return rc;
+    /* What rte_mbuf_raw_alloc leaves to the caller, for a packet that carries no
+     * offload request (ol_flags clear, so PMDs ignore tx_offload and VLAN tags).
+     * refcnt, nb_segs = 1 and next = NULL hold for every mbuf in a pool. */
+    for (unsigned int i = 0; i < count; i++) {
+        struct rte_mbuf *m = mbufs[i];
+        __rte_mbuf_raw_sanity_check(m);
+        rte_pktmbuf_reset_headroom(m);
+        m->ol_flags &= RTE_MBUF_F_EXTERNAL;
+        m->packet_type = 0;
+        m->port = RTE_MBUF_PORT_INVALID;
+        m->data_len = len;
+        m->pkt_len = len;
+    }
+    return 0;
+}
+
 uint16_t dpdk_sys_mbuf_default_buf_size(void) { return RTE_MBUF_DEFAULT_BUF_SIZE; }
 
 uint16_t dpdk_sys_pktmbuf_headroom(void) { return RTE_PKTMBUF_HEADROOM; }

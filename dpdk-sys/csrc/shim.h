@@ -17,6 +17,13 @@ void *dpdk_sys_pktmbuf_mtod(struct rte_mbuf *m);
 uint32_t dpdk_sys_pktmbuf_pkt_len(const struct rte_mbuf *m);
 /* rte_pktmbuf_data_len(m). */
 uint16_t dpdk_sys_pktmbuf_data_len(const struct rte_mbuf *m);
+/* Takes `count` mbufs from `pool` as single-segment packets of `len` bytes at the
+ * default headroom, all or none: rte_mempool_get_bulk, then only the fields a
+ * packet to send needs (rte_pktmbuf_alloc_bulk also clears offload and VLAN
+ * fields, at two cache lines per mbuf). The caller checks that `len` fits the
+ * pool's data room. Returns 0, or a negative errno when the pool is short. */
+int dpdk_sys_pktmbuf_alloc_bulk_sized(struct rte_mempool *pool, struct rte_mbuf **mbufs,
+                                      unsigned int count, uint16_t len);
 /* RTE_MBUF_DEFAULT_BUF_SIZE: data room for a default mbuf (2048 + headroom). */
 uint16_t dpdk_sys_mbuf_default_buf_size(void);
 /* RTE_PKTMBUF_HEADROOM. */

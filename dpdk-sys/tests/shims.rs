@@ -127,6 +127,42 @@ fn shims_match_real_dpdk_calls() {
         ptr::write_bytes(data.cast::<u8>(), 0xab, 100);
     }
 
+    // dpdk_sys_pktmbuf_alloc_bulk_sized: every mbuf of the pool, dirtied and freed
+    // first, comes back as a clean packet of the asked length; asking for more than
+    // the pool has takes nothing.
+    // SAFETY: pool is a valid mbuf pool; every mbuf taken is owned here and freed
+    // once; the slices hold `free` valid pointers after a successful bulk call.
+    unsafe {
+        let free = sys::rte_mempool_avail_count(pool);
+        let mut mbufs = vec![ptr::null_mut::<sys::rte_mbuf>(); free as usize];
+        assert_eq!(
+            sys::rte_pktmbuf_alloc_bulk(pool, mbufs.as_mut_ptr(), free),
+            0
+        );
+        for &m in &mbufs {
+            (*m).data_off = 0;
+            (*m).ol_flags = sys::RTE_MBUF_F_TX_IP_CKSUM;
+            (*m).data_len = 7;
+            (*m).pkt_len = 7;
+        }
+        sys::rte_pktmbuf_free_bulk(mbufs.as_mut_ptr(), free);
+        assert!(sys::dpdk_sys_pktmbuf_alloc_bulk_sized(pool, mbufs.as_mut_ptr(), free + 1, 64) < 0);
+        assert_eq!(sys::rte_mempool_avail_count(pool), free, "nothing taken");
+        assert_eq!(
+            sys::dpdk_sys_pktmbuf_alloc_bulk_sized(pool, mbufs.as_mut_ptr(), free, 64),
+            0
+        );
+        for &m in &mbufs {
+            assert_eq!(u32::from((*m).data_off), sys::RTE_PKTMBUF_HEADROOM);
+            assert_eq!((*m).ol_flags, 0);
+            assert_eq!((*m).data_len, 64);
+            assert_eq!((*m).pkt_len, 64);
+            assert_eq!((*m).nb_segs, 1);
+            assert!((*m).next.is_null());
+        }
+        sys::rte_pktmbuf_free_bulk(mbufs.as_mut_ptr(), free);
+    }
+
     // rx/tx burst wrappers on net_ring0, which loops tx back to rx.
     // SAFETY: port 0 exists (net_ring0); the config structs are plain data.
     unsafe {

@@ -126,6 +126,10 @@ pub struct BenchArgs {
     /// Receiver's IP (tx and both).
     #[arg(long)]
     pub peer: Option<Ipv4Addr>,
+    /// Receiver's MAC: send to it without ARP (like dpdk-testpmd's --eth-peer), for
+    /// receivers that do not answer ARP.
+    #[arg(long, value_parser = dpdk_agent::packet::parse_mac, requires = "peer")]
+    pub peer_mac: Option<dpdk_agent::packet::MacAddr>,
     /// Frame size without FCS, 64..=1514.
     #[arg(long, default_value_t = 64)]
     pub size: u16,

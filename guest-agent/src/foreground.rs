@@ -137,6 +137,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
             ModeArg::Both => BenchMode::Both,
         },
         peer_ip: args.peer,
+        peer_mac: args.peer_mac,
         frame_size: args.size,
         rate_pps: args.rate,
         duration: args.duration.map(|d| seconds(d, "duration")).transpose()?,

@@ -34,6 +34,16 @@ pub enum MempoolError {
         /// Pool name.
         name: String,
     },
+    /// A packet longer than the pool's buffers.
+    #[error("a {len}-byte packet does not fit mempool {name:?} (room for {room} bytes)")]
+    PacketTooLong {
+        /// Pool name.
+        name: String,
+        /// Bytes asked for.
+        len: usize,
+        /// Data room after the headroom.
+        room: usize,
+    },
 }
 
 /// An mbuf pool. It must outlive every mbuf taken from it: ports keep it in an `Arc`,
@@ -43,6 +53,8 @@ pub struct Mempool {
     ptr: NonNull<sys::rte_mempool>,
     name: String,
     size: u32,
+    /// Bytes a single-segment packet can hold after the default headroom.
+    packet_room: usize,
 }
 
 // SAFETY: an rte_mempool is designed for concurrent use from many threads (its ring
@@ -75,10 +87,18 @@ impl Mempool {
             mbufs,
             cause: RteError::last(),
         })?;
+        // SAFETY: these shims return compile-time constants.
+        let (buf_size, headroom) = unsafe {
+            (
+                sys::dpdk_sys_mbuf_default_buf_size(),
+                sys::dpdk_sys_pktmbuf_headroom(),
+            )
+        };
         Ok(Mempool {
             ptr,
             name: name.to_owned(),
             size: mbufs,
+            packet_room: usize::from(buf_size.saturating_sub(headroom)),
         })
     }
 
@@ -130,6 +150,47 @@ impl Mempool {
         // SAFETY: spare points to at least `count` writable pointer slots; on success
         // DPDK fills exactly `count` of them with fresh mbufs we then own.
         let ret = unsafe { sys::rte_pktmbuf_alloc_bulk(self.ptr.as_ptr(), spare.as_mut_ptr(), n) };
+        if ret != 0 {
+            return Err(exhausted());
+        }
+        // SAFETY: the first `count` spare slots now hold valid, owned mbufs.
+        unsafe { batch.commit_spare(count) };
+        Ok(())
+    }
+
+    /// Appends `count` mbufs to `batch`, each a single-segment packet of `len` bytes
+    /// whose contents the caller writes; all or none. Cheaper per mbuf than
+    /// [`alloc_into`](Self::alloc_into) followed by setting the length: it leaves
+    /// offload and VLAN fields alone, which a packet without offload flags never reads.
+    pub fn alloc_packets_into(
+        &self,
+        batch: &mut MbufBatch,
+        count: usize,
+        len: usize,
+    ) -> Result<(), MempoolError> {
+        let exhausted = || MempoolError::Exhausted {
+            name: self.name.clone(),
+        };
+        let too_long = || MempoolError::PacketTooLong {
+            name: self.name.clone(),
+            len,
+            room: self.packet_room,
+        };
+        if len > self.packet_room {
+            return Err(too_long());
+        }
+        let len16 = u16::try_from(len).map_err(|_| too_long())?;
+        let spare = batch.spare_slots();
+        if count > spare.len() {
+            return Err(exhausted());
+        }
+        let n = u32::try_from(count).map_err(|_| exhausted())?;
+        // SAFETY: spare points to at least `count` writable pointer slots; on success
+        // the shim fills exactly `count` of them with mbufs we then own, each sized
+        // `len`, which fits their data room (checked above).
+        let ret = unsafe {
+            sys::dpdk_sys_pktmbuf_alloc_bulk_sized(self.ptr.as_ptr(), spare.as_mut_ptr(), n, len16)
+        };
         if ret != 0 {
             return Err(exhausted());
         }

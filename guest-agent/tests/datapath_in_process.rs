@@ -45,6 +45,7 @@ fn bench_params(mode: BenchMode) -> BenchParams {
     BenchParams {
         mode,
         peer_ip: Some(IP_B),
+        peer_mac: None,
         frame_size: 64,
         rate_pps: None,
         duration: None,
@@ -137,6 +138,37 @@ fn tx_to_rx_counts_match(a: &mut DataPort, b: &mut DataPort) {
         rx.port.ipackets,
         rx.counters.rx_packets + rx.counters.rx_other
     );
+}
+
+/// With the receiver's MAC given, the sender asks no ARP: the receiver sees test frames
+/// only, where the ARP path shows it one request.
+fn known_peer_mac_needs_no_arp(a: &mut DataPort, b: &mut DataPort) {
+    const COUNT: u64 = 20_000;
+    let stop_rx = StopSignal::new();
+    let rx_live = BenchLive::default();
+    let peer_mac = b.mac();
+    let (tx_report, rx_report) = std::thread::scope(|scope| {
+        let receiver = scope.spawn(|| bench(b, &bench_params(BenchMode::Rx), &rx_live, &stop_rx));
+        let tx_params = BenchParams {
+            count: Some(COUNT),
+            peer_mac: Some(peer_mac),
+            ..bench_params(BenchMode::Tx)
+        };
+        let tx_report = bench(a, &tx_params, &BenchLive::default(), &StopSignal::new());
+        let settle = Instant::now() + Duration::from_secs(5);
+        while rx_live.snapshot().rx_packets < COUNT && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop_rx.stop();
+        (tx_report, receiver.join().expect("receiver thread"))
+    });
+    let tx = tx_report.expect("tx bench runs");
+    let rx = rx_report.expect("rx bench runs");
+    assert_eq!(tx.counters.tx_packets, COUNT);
+    assert_eq!(tx.port.opackets, COUNT);
+    assert_eq!(rx.counters.rx_other, 0, "no ARP request came in: {rx:?}");
+    let dropped = rx.port.imissed + rx.port.rx_nombuf + rx.port.ierrors;
+    assert_eq!(rx.counters.rx_packets + dropped, COUNT);
 }
 
 /// A rate target is held: 20 kpps for one second sends about 20 000 packets.
@@ -259,7 +291,7 @@ fn interval_and_loss(a: &mut DataPort, b: &mut DataPort) {
 }
 
 /// Bad requests are errors with the field and value named, never panics.
-fn invalid_requests_are_rejected(a: &mut DataPort, eal: &Eal) {
+fn invalid_requests_are_rejected(a: &mut DataPort, b_mac: [u8; 6], eal: &Eal) {
     let again = Eal::init(&["--no-huge".to_owned()]);
     assert!(matches!(again, Err(EalError::AlreadyInitialized { .. })));
 
@@ -309,6 +341,18 @@ fn invalid_requests_are_rejected(a: &mut DataPort, eal: &Eal) {
         ..bench_params(BenchMode::Both)
     };
     assert_eq!(no_peer.validate().expect_err("no peer").field, "peer_ip");
+    for (mode, mac) in [
+        (BenchMode::Tx, [0x01, 0, 0x5e, 0, 0, 1]),
+        (BenchMode::Both, [0xff; 6]),
+        (BenchMode::Rx, b_mac),
+    ] {
+        let params = BenchParams {
+            peer_mac: Some(mac),
+            ..bench_params(mode)
+        };
+        let err = params.validate().expect_err("peer_mac refused");
+        assert_eq!(err.field, "peer_mac", "{err}");
+    }
     let bad_pingpong = PingPongParams {
         peer_ip: IP_B,
         count: 0,
@@ -357,10 +401,11 @@ fn datapath_on_a_real_eal() {
 
     pingpong_over_the_wire(&mut a, &mut b);
     tx_to_rx_counts_match(&mut a, &mut b);
+    known_peer_mac_needs_no_arp(&mut a, &mut b);
     rate_is_held(&mut a, &mut b);
     both_directions_through_a_reflector(&mut a, &mut b);
     interval_and_loss(&mut a, &mut b);
-    invalid_requests_are_rejected(&mut a, &eal);
+    invalid_requests_are_rejected(&mut a, b.mac(), &eal);
 
     // The loopback port passes the same port checks the selftest runs.
     let mut looped = DataPort::open(

@@ -210,6 +210,7 @@ pub(crate) fn bench(request: &v1::BenchRequest) -> Result<BenchParams, Status> {
     let params = BenchParams {
         mode,
         peer_ip,
+        peer_mac: None,
         frame_size: frame_size(request.size)?,
         rate_pps: match request.rate_pps {
             0 => None,

@@ -12,8 +12,8 @@ use super::{
 };
 use crate::datapath::{DataPort, PortStats};
 use crate::eal::now_ns;
-use crate::mbuf::{MbufBatch, MAX_BURST};
-use crate::packet::{self, TestFrameTemplate, UdpEndpoints};
+use crate::mbuf::{Mbuf, MbufBatch, MAX_BURST};
+use crate::packet::{self, MacAddr, TestFrameTemplate, UdpEndpoints};
 
 /// Highest rate one can ask for (far above what one core moves).
 pub const MAX_RATE_PPS: u64 = 1_000_000_000;
@@ -52,6 +52,9 @@ pub struct BenchParams {
     pub mode: BenchMode,
     /// Where to send (required for Tx and Both).
     pub peer_ip: Option<Ipv4Addr>,
+    /// The peer's MAC when known: frames go to it without asking ARP first (like
+    /// dpdk-testpmd's `--eth-peer`), for peers that do not answer ARP.
+    pub peer_mac: Option<MacAddr>,
     /// Frame size, 64..=1514.
     pub frame_size: u16,
     /// Target send rate; `None` sends as fast as the port takes packets.
@@ -97,6 +100,21 @@ impl BenchParams {
                 "drain",
                 format!("must be at most {MAX_DRAIN:?}, got {:?}", self.drain),
             ));
+        }
+        if let Some(mac) = self.peer_mac {
+            if self.mode == BenchMode::Rx {
+                return Err(InvalidParam::new(
+                    "peer_mac",
+                    "is only used to send (mode tx or both)",
+                ));
+            }
+            // The group bit: multicast and broadcast.
+            if mac[0] & 1 == 1 {
+                return Err(InvalidParam::new(
+                    "peer_mac",
+                    format!("{} is not a unicast MAC address", packet::format_mac(&mac)),
+                ));
+            }
         }
         match (self.mode, self.peer_ip) {
             (BenchMode::Tx | BenchMode::Both, None) => Err(InvalidParam::new(
@@ -206,6 +224,41 @@ pub struct BenchReport {
     pub per_second: Vec<BenchSecond>,
 }
 
+/// What one received burst held.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct BurstTally {
+    test_frames: u64,
+    test_bytes: u64,
+    seq_gaps: u64,
+    other: u64,
+}
+
+/// Counts the test frames of a burst and the sequence numbers they skipped, in local
+/// variables (kept in registers across the per-packet loop, where the bench's counters
+/// would be written to memory on every packet). `expected_seq` is the next sequence
+/// number in order; late or repeated frames do not move it back.
+#[inline]
+fn tally_burst(burst: &[Mbuf], expected_seq: &mut u64) -> BurstTally {
+    let mut tally = BurstTally::default();
+    let mut expected = *expected_seq;
+    for mbuf in burst {
+        let frame = mbuf.data();
+        match packet::peek_test_seq(frame) {
+            Some(seq) => {
+                tally.test_frames += 1;
+                tally.test_bytes += frame.len() as u64;
+                if seq >= expected {
+                    tally.seq_gaps += seq - expected;
+                    expected = seq + 1;
+                }
+            }
+            None => tally.other += 1,
+        }
+    }
+    *expected_seq = expected;
+    tally
+}
+
 /// Runs the bench on `port`. Sending stops at `duration` or `count` (or `stop`);
 /// receiving continues for `drain` afterwards. In Rx mode `duration` and `count`
 /// bound the receiving.
@@ -223,7 +276,10 @@ pub fn bench(
     let frame_len = usize::from(p.frame_size);
     let template = match (sends, p.peer_ip) {
         (true, Some(peer_ip)) => {
-            let peer_mac = resolve_peer(port, peer_ip, ARP_WAIT, stop)?;
+            let peer_mac = match p.peer_mac {
+                Some(mac) => mac,
+                None => resolve_peer(port, peer_ip, ARP_WAIT, stop)?,
+            };
             let endpoints = UdpEndpoints {
                 src_mac: mac,
                 dst_mac: peer_mac,
@@ -318,15 +374,17 @@ pub fn bench(
                 let left = allowed.saturating_sub(used);
                 budget = budget.min(usize::try_from(left).unwrap_or(usize::MAX));
             }
-            if budget > 0 && port.mempool().alloc_into(&mut tx, budget).is_ok() {
+            if budget > 0
+                && port
+                    .mempool()
+                    .alloc_packets_into(&mut tx, budget, frame_len)
+                    .is_ok()
+            {
                 let fresh = tx.len() - budget;
-                for mbuf in &mut tx.as_mut_slice()[fresh..] {
-                    let frame = mbuf
-                        .set_len(frame_len)
-                        .map_err(|_| packet::PacketError::NotUdp)?;
-                    template.write(frame, next_seq, now)?;
-                    next_seq += 1;
+                for (seq, mbuf) in (next_seq..).zip(&mut tx.as_mut_slice()[fresh..]) {
+                    template.write(mbuf.data_mut(), seq, now)?;
                 }
+                next_seq += budget as u64;
             }
             if !tx.is_empty() {
                 let queued = tx.len();
@@ -359,24 +417,12 @@ pub fn bench(
         }
         // Count in place, then free the whole burst at once; only a burst holding
         // something else (ARP, foreign frames: rare) takes the per-mbuf path.
-        let mut foreign = false;
-        for mbuf in rx.as_slice() {
-            match packet::peek_test_seq(mbuf.data()) {
-                Some(seq) => {
-                    counters.rx_packets += 1;
-                    counters.rx_bytes += mbuf.len() as u64;
-                    if seq >= expected_seq {
-                        counters.rx_seq_gaps += seq - expected_seq;
-                        expected_seq = seq + 1;
-                    }
-                }
-                None => {
-                    counters.rx_other += 1;
-                    foreign = true;
-                }
-            }
-        }
-        if foreign {
+        let tally = tally_burst(rx.as_slice(), &mut expected_seq);
+        counters.rx_packets += tally.test_frames;
+        counters.rx_bytes += tally.test_bytes;
+        counters.rx_seq_gaps += tally.seq_gaps;
+        counters.rx_other += tally.other;
+        if tally.other > 0 {
             for mbuf in rx.drain() {
                 if packet::peek_test_seq(mbuf.data()).is_some() {
                     continue;
