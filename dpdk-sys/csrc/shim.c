@@ -36,6 +36,23 @@ int dpdk_sys_pktmbuf_alloc_bulk_sized(struct rte_mempool *pool, struct rte_mbuf 
     return 0;
 }
 
+void dpdk_sys_pktmbuf_free_burst(struct rte_mbuf **mbufs, unsigned int count)
+{
+    if (count == 0)
+        return;
+    struct rte_mempool *pool = mbufs[0]->pool;
+    for (unsigned int i = 0; i < count; i++) {
+        const struct rte_mbuf *m = mbufs[i];
+        /* What rte_pktmbuf_prefree_seg would find nothing to do for. */
+        if (unlikely(m->pool != pool || rte_mbuf_refcnt_read(m) != 1 || !RTE_MBUF_DIRECT(m) ||
+                     m->next != NULL || m->nb_segs != 1)) {
+            rte_pktmbuf_free_bulk(mbufs, count);
+            return;
+        }
+    }
+    rte_mempool_put_bulk(pool, (void **)mbufs, count);
+}
+
 uint16_t dpdk_sys_mbuf_default_buf_size(void) { return RTE_MBUF_DEFAULT_BUF_SIZE; }
 
 uint16_t dpdk_sys_pktmbuf_headroom(void) { return RTE_PKTMBUF_HEADROOM; }

@@ -24,6 +24,11 @@ uint16_t dpdk_sys_pktmbuf_data_len(const struct rte_mbuf *m);
  * pool's data room. Returns 0, or a negative errno when the pool is short. */
 int dpdk_sys_pktmbuf_alloc_bulk_sized(struct rte_mempool *pool, struct rte_mbuf **mbufs,
                                       unsigned int count, uint16_t len);
+/* Frees `count` mbufs, as rte_pktmbuf_free_bulk does. When every one is a direct,
+ * unshared, single-segment mbuf of the first one's pool (what a receive burst
+ * holds), they go back to the pool in one rte_mempool_put_bulk without being
+ * gathered into a staging array; anything else takes rte_pktmbuf_free_bulk. */
+void dpdk_sys_pktmbuf_free_burst(struct rte_mbuf **mbufs, unsigned int count);
 /* RTE_MBUF_DEFAULT_BUF_SIZE: data room for a default mbuf (2048 + headroom). */
 uint16_t dpdk_sys_mbuf_default_buf_size(void);
 /* RTE_PKTMBUF_HEADROOM. */

@@ -161,6 +161,34 @@ fn shims_match_real_dpdk_calls() {
             assert!((*m).next.is_null());
         }
         sys::rte_pktmbuf_free_bulk(mbufs.as_mut_ptr(), free);
+
+        // dpdk_sys_pktmbuf_free_burst: plain mbufs go straight back; a shared one only
+        // loses a reference, and a chain goes back whole.
+        let mut burst = [ptr::null_mut::<sys::rte_mbuf>(); 4];
+        assert_eq!(
+            sys::dpdk_sys_pktmbuf_alloc_bulk_sized(pool, burst.as_mut_ptr(), 4, 64),
+            0
+        );
+        sys::dpdk_sys_pktmbuf_free_burst(burst.as_mut_ptr(), 4);
+        assert_eq!(sys::rte_mempool_avail_count(pool), free);
+        assert_eq!(
+            sys::dpdk_sys_pktmbuf_alloc_bulk_sized(pool, burst.as_mut_ptr(), 4, 64),
+            0
+        );
+        let shared = burst[2];
+        sys::rte_mbuf_refcnt_set(shared, 2);
+        sys::dpdk_sys_pktmbuf_free_burst(burst.as_mut_ptr(), 4);
+        assert_eq!(sys::rte_mempool_avail_count(pool), free - 1);
+        assert_eq!(sys::rte_mbuf_refcnt_read(shared), 1);
+        sys::rte_pktmbuf_free(shared);
+        assert_eq!(sys::rte_mempool_avail_count(pool), free);
+        assert_eq!(
+            sys::dpdk_sys_pktmbuf_alloc_bulk_sized(pool, burst.as_mut_ptr(), 2, 64),
+            0
+        );
+        assert_eq!(sys::rte_pktmbuf_chain(burst[0], burst[1]), 0);
+        sys::dpdk_sys_pktmbuf_free_burst(burst.as_mut_ptr(), 1);
+        assert_eq!(sys::rte_mempool_avail_count(pool), free);
     }
 
     // rx/tx burst wrappers on net_ring0, which loops tx back to rx.

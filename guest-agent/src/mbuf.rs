@@ -237,7 +237,7 @@ impl MbufBatch {
         }
         let count = u32::try_from(self.len).unwrap_or(0);
         // SAFETY: slots[..len] are owned mbufs, freed once; len is reset right after.
-        unsafe { sys::rte_pktmbuf_free_bulk(self.slots.as_mut_ptr(), count) };
+        unsafe { sys::dpdk_sys_pktmbuf_free_burst(self.slots.as_mut_ptr(), count) };
         self.len = 0;
     }
 

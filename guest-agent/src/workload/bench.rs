@@ -26,9 +26,10 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 /// rarely enough that the shared cache line stays out of the per-burst path.
 const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
 /// Passes of the loop per clock read when not pacing: reading the TSC costs as much as
-/// the rest of an empty pass, and the clock only ends the run and the seconds, where a
-/// few passes (microseconds) late is fine.
-const CLOCK_READ_INTERVAL: u32 = 8;
+/// the rest of an empty pass (a tenth of the receiver's own time at 8 passes per read),
+/// and the clock only ends the run and the seconds, where a few passes (at most ~50 µs
+/// of full bursts) late is fine.
+const CLOCK_READ_INTERVAL: u32 = 32;
 /// CPU pause instructions after the tx ring refused packets, before offering again.
 const TX_FULL_PAUSES: u32 = 16;
 /// A sender in Tx mode polls for ARP once per this many sends.
