@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Packet rate of the agent's bench workload against dpdk-testpmd on the same virtual
 # link: a net_memif pair between two processes (no hugepages), 64-byte frames, sender
-# on CPU 0 and receiver on CPU 1. First agent tx -> agent rx, then testpmd txonly ->
-# rxonly, each for DURATION seconds (testpmd with two lcores on one CPU each side). Rates are the median of the per-second rates
-# (robust against the partial first and last seconds). Ends with the line
+# on CPU 0 and receiver on CPU 1. Each round runs agent tx -> agent rx and testpmd
+# txonly -> rxonly (two lcores on one CPU each side) back to back, DURATION seconds
+# each, in alternating order, then each tool's sender alone into a net_null sink (one
+# CPU, NULL_DURATION seconds; 0 skips it), which shows the sender's own cost per packet
+# without the receiver and the shared ring setting the pace.
+# A rate is the median of the per-second rates (robust against the partial first and
+# last seconds); a round's ratio compares the two runs of that round, and the final
+# ratios are the medians of the rounds' ratios. Ends with the line
 #   ratio agent/testpmd: tx=<x> rx=<y>
 # A benchmark, not a test: figures on a shared 2-core machine are noisy.
 #
 # Both tools move BURST packets per tx and per rx burst (default 32, testpmd's default).
 #
-# Environment: DURATION (s, default 10), BURST (1..=64, default 32), ROUNDS (default 1; rounds alternate agent
-# and testpmd, and the final figures are medians over rounds), AGENT (default target/release/dpdk-agent,
-# built when missing), TESTPMD (default dpdk-testpmd, Debian package dpdk-dev).
+# Environment: DURATION (s, default 4), ROUNDS (default 5), NULL_DURATION (s, default 3),
+# BURST (1..=64, default 32), AGENT (default target/release/dpdk-agent, built when
+# missing), TESTPMD (default dpdk-testpmd, Debian package dpdk-dev).
 # Stops by itself; on exit it kills only the processes it started.
 set -euo pipefail
 
-DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-1}
+DURATION=${DURATION:-4}
+ROUNDS=${ROUNDS:-5}
+NULL_DURATION=${NULL_DURATION:-3}
 BURST=${BURST:-32}
 SIZE=64
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -146,13 +152,49 @@ run_testpmd() {
     TP_RX+=("$tp_rx_pps")
 }
 
+# Net_null sink, one CPU: what one packet costs the sender alone (allocate, build,
+# hand to the driver, which frees it), with no receiver or shared ring in the way.
+run_sender_alone() {
+    local round=$1
+    "$AGENT" bench --eal "$EAL_COMMON -l 0 --file-prefix=vs-agent-null-$$-$round --vdev=net_null0" \
+        --device net_null0 --ip 198.18.0.1/24 --mode tx --peer 198.18.0.2 --peer-mac 02:00:00:00:00:02 \
+        --size "$SIZE" --burst "$BURST" --duration "$NULL_DURATION" --json \
+        >"$WORK/agent-null.json" 2>"$WORK/agent-null.log" || { cat "$WORK/agent-null.log" >&2; exit 1; }
+    timeout -s INT "$NULL_DURATION" "$TESTPMD" $EAL_COMMON --lcores=0@0,1@0 \
+        --file-prefix=vs-tp-null-$$-$round --vdev=net_null0 -- \
+        --forward-mode=txonly --txpkts="$SIZE" --burst="$BURST" --total-num-mbufs=16384 --stats-period=1 \
+        </dev/null >"$WORK/testpmd-null.log" 2>&1 || true
+    null_agent=$(jq -r '.per_second[].tx_pps' "$WORK/agent-null.json" | median)
+    null_tp=$(grep -a -o 'Tx-pps: *[0-9]*' "$WORK/testpmd-null.log" | awk '{print $2}' | median)
+    NULL_AGENT+=("$null_agent")
+    NULL_TP+=("$null_tp")
+}
+
+# A ratio per round, of runs made back to back, so that both sides of it met the same
+# host: on a shared machine the rate of either tool drifts by a fifth between minutes.
+# The order alternates between rounds, so neither tool always runs first.
+RATIO_TX=() RATIO_RX=() NULL_AGENT=() NULL_TP=() NULL_RATIO=()
+ratio() { python3 -c "print(f'{$1 / $2:.3f}' if $2 > 0 else 0)"; }
 for round in $(seq 1 "$ROUNDS"); do
-    run_agent "$round"
+    if [ $((round % 2)) = 1 ]; then
+        run_agent "$round"
+        run_testpmd "$round"
+    else
+        run_testpmd "$round"
+        run_agent "$round"
+    fi
     echo "round $round agent   tx: ${agent_tx_pps} pps (median of seconds), ${agent_tx_total} sent, ${agent_ring_full} packets refused by a full tx ring and offered again"
     echo "round $round agent   rx: ${agent_rx_pps} pps (median of seconds), ${agent_rx_total} received, ${agent_gaps} sequence gaps, ${agent_rx_lost} imissed+rx_nombuf"
-    run_testpmd "$round"
     echo "round $round testpmd tx: ${tp_tx_pps} pps (median of seconds)"
     echo "round $round testpmd rx: ${tp_rx_pps} pps (median of seconds)"
+    RATIO_TX+=("$(ratio "$agent_tx_pps" "$tp_tx_pps")")
+    RATIO_RX+=("$(ratio "$agent_rx_pps" "$tp_rx_pps")")
+    echo "round $round ratio agent/testpmd: tx=${RATIO_TX[-1]} rx=${RATIO_RX[-1]}"
+    if [ "$NULL_DURATION" != 0 ]; then
+        run_sender_alone "$round"
+        NULL_RATIO+=("$(ratio "$null_agent" "$null_tp")")
+        echo "round $round sender alone (net_null): agent ${null_agent} pps, testpmd ${null_tp} pps, ratio ${NULL_RATIO[-1]}"
+    fi
 done
 agent_tx_pps=$(printf '%s\n' "${AGENT_TX[@]}" | median)
 agent_rx_pps=$(printf '%s\n' "${AGENT_RX[@]}" | median)
@@ -166,4 +208,8 @@ huge_used=$(((${huge_before:-0} - ${huge_during:-0}) * $(hugepage_kb)))
 echo "agent   (median of $ROUNDS rounds): tx ${agent_tx_pps} pps, rx ${agent_rx_pps} pps"
 echo "testpmd (median of $ROUNDS rounds): tx ${tp_tx_pps} pps, rx ${tp_rx_pps} pps"
 echo "agent memory: peak RSS tx $((rss_tx / 1024)) MiB, rx $((rss_rx / 1024)) MiB; hugepages used ${huge_used} kB (EAL runs with --no-huge here)"
-python3 -c "print(f'ratio agent/testpmd: tx={$agent_tx_pps / $tp_tx_pps:.2f} rx={$agent_rx_pps / $tp_rx_pps:.2f}')"
+median_ratio() { python3 -c 'import statistics, sys; print(f"{statistics.median(float(v) for v in sys.argv[1:]):.2f}")' "$@"; }
+if [ "$NULL_DURATION" != 0 ]; then
+    echo "sender alone on net_null (median of $ROUNDS rounds): agent $(printf '%s\n' "${NULL_AGENT[@]}" | median) pps, testpmd $(printf '%s\n' "${NULL_TP[@]}" | median) pps, ratio $(median_ratio "${NULL_RATIO[@]}")"
+fi
+echo "ratio agent/testpmd: tx=$(median_ratio "${RATIO_TX[@]}") rx=$(median_ratio "${RATIO_RX[@]}")"
