@@ -134,6 +134,32 @@ fn a_bidirectional_testpmd_baseline_is_refused_before_anything_runs() {
 }
 
 #[test]
+fn a_paced_testpmd_baseline_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dpdkhost(
+        dir.path(),
+        &[
+            "bench",
+            "--pps",
+            "--rate",
+            "100000",
+            "--baseline",
+            "testpmd",
+        ],
+    );
+    assert!(!o.status.success());
+    let text = text(&o);
+    assert!(
+        text.contains("--rate 100000") && text.contains("no rate limit"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("is not up"),
+        "checked before the lab: {text}"
+    );
+}
+
+#[test]
 fn up_without_the_agent_names_the_build_command() {
     let dir = tempfile::tempdir().unwrap();
     let o = dpdkhost(

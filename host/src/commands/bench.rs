@@ -27,6 +27,15 @@ pub fn check_baseline(args: &BenchArgs) -> anyhow::Result<()> {
              or --direction bi without a baseline"
         );
     }
+    if args.baseline == Some(BenchBaseline::Testpmd) {
+        if let Some(rate) = args.rate {
+            bail!(
+                "--baseline testpmd runs unpaced: testpmd's txonly engine has no rate limit, so \
+                 a baseline next to --rate {rate} would compare different loads; drop --rate \
+                 to compare both at their maximum, or drop --baseline to run paced"
+            );
+        }
+    }
     Ok(())
 }
 
