@@ -12,8 +12,8 @@ use dpdk_agent::eal::{Eal, EalError};
 use dpdk_agent::port::create_ring_pair;
 use dpdk_agent::selftest::port_checks;
 use dpdk_agent::workload::{
-    bench, pingpong, reflect, BenchLive, BenchMode, BenchParams, PingPongLive, PingPongParams,
-    ReflectLive, StopSignal, WorkloadError,
+    bench, pingpong, reflect, BenchLive, BenchMode, BenchParams, BenchReport, PingPongLive,
+    PingPongParams, ReflectLive, StopSignal, WorkloadError,
 };
 
 const IP_A: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
@@ -96,30 +96,45 @@ fn pingpong_over_the_wire(a: &mut DataPort, b: &mut DataPort) {
     assert_eq!(reflected.tx_dropped, 0);
 }
 
-/// A sends a fixed count as fast as it can; B counts. Every packet sent is received
-/// or reported as dropped by a counter.
-fn tx_to_rx_counts_match(a: &mut DataPort, b: &mut DataPort) {
-    const COUNT: u64 = 200_000;
+/// Runs an Rx bench on `b` while `a` sends `tx_params` (a count), and lets the receiver
+/// empty its ring before it stops.
+fn send_into_receiver(
+    a: &mut DataPort,
+    b: &mut DataPort,
+    tx_params: &BenchParams,
+) -> (BenchReport, BenchReport) {
+    let count = tx_params.count.expect("a counted send");
     let stop_rx = StopSignal::new();
     let rx_live = BenchLive::default();
     let (tx_report, rx_report) = std::thread::scope(|scope| {
         let receiver = scope.spawn(|| bench(b, &bench_params(BenchMode::Rx), &rx_live, &stop_rx));
-        let tx_params = BenchParams {
-            count: Some(COUNT),
-            ..bench_params(BenchMode::Tx)
-        };
-        let tx_report = bench(a, &tx_params, &BenchLive::default(), &StopSignal::new());
-        // Let the receiver empty its ring before it stops.
+        let tx_report = bench(a, tx_params, &BenchLive::default(), &StopSignal::new());
         let settle = Instant::now() + Duration::from_secs(5);
-        while rx_live.snapshot().rx_packets < COUNT && Instant::now() < settle {
+        while rx_live.snapshot().rx_packets < count && Instant::now() < settle {
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(100));
         stop_rx.stop();
         (tx_report, receiver.join().expect("receiver thread"))
     });
-    let tx = tx_report.expect("tx bench runs");
-    let rx = rx_report.expect("rx bench runs");
+    (
+        tx_report.expect("tx bench runs"),
+        rx_report.expect("rx bench runs"),
+    )
+}
+
+/// A sends a fixed count as fast as it can; B counts. Every packet sent is received
+/// or reported as dropped by a counter.
+fn tx_to_rx_counts_match(a: &mut DataPort, b: &mut DataPort) {
+    const COUNT: u64 = 200_000;
+    let (tx, rx) = send_into_receiver(
+        a,
+        b,
+        &BenchParams {
+            count: Some(COUNT),
+            ..bench_params(BenchMode::Tx)
+        },
+    );
     assert_eq!(tx.counters.tx_packets, COUNT);
     assert_eq!(tx.counters.tx_bytes, COUNT * 64);
     assert_eq!(
@@ -144,26 +159,16 @@ fn tx_to_rx_counts_match(a: &mut DataPort, b: &mut DataPort) {
 /// only, where the ARP path shows it one request.
 fn known_peer_mac_needs_no_arp(a: &mut DataPort, b: &mut DataPort) {
     const COUNT: u64 = 20_000;
-    let stop_rx = StopSignal::new();
-    let rx_live = BenchLive::default();
     let peer_mac = b.mac();
-    let (tx_report, rx_report) = std::thread::scope(|scope| {
-        let receiver = scope.spawn(|| bench(b, &bench_params(BenchMode::Rx), &rx_live, &stop_rx));
-        let tx_params = BenchParams {
+    let (tx, rx) = send_into_receiver(
+        a,
+        b,
+        &BenchParams {
             count: Some(COUNT),
             peer_mac: Some(peer_mac),
             ..bench_params(BenchMode::Tx)
-        };
-        let tx_report = bench(a, &tx_params, &BenchLive::default(), &StopSignal::new());
-        let settle = Instant::now() + Duration::from_secs(5);
-        while rx_live.snapshot().rx_packets < COUNT && Instant::now() < settle {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        stop_rx.stop();
-        (tx_report, receiver.join().expect("receiver thread"))
-    });
-    let tx = tx_report.expect("tx bench runs");
-    let rx = rx_report.expect("rx bench runs");
+        },
+    );
     assert_eq!(tx.counters.tx_packets, COUNT);
     assert_eq!(tx.port.opackets, COUNT);
     assert_eq!(rx.counters.rx_other, 0, "no ARP request came in: {rx:?}");
