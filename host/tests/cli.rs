@@ -135,6 +135,36 @@ fn baseline_combinations_testpmd_cannot_run_are_refused_before_anything_runs() {
     }
 }
 
+/// doctor checks the programs libvirt runs for a nat-mode network only in nat mode.
+#[test]
+fn doctor_checks_dnsmasq_and_iptables_in_nat_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    for (network, checked) in [("nat", true), ("user", false)] {
+        std::fs::write(
+            dir.path().join("dpdkhost.toml"),
+            format!("libvirt_uri = \"test:///default\"\nnetwork = \"{network}\"\n"),
+        )
+        .unwrap();
+        let o = dpdkhost(dir.path(), &["doctor", "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(&o)));
+        let tool_lines: Vec<String> = report
+            .as_array()
+            .unwrap_or_else(|| panic!("checks in {report}"))
+            .iter()
+            .filter(|c| c["check"] == "tools")
+            .map(|c| c["detail"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        for program in ["dnsmasq", "iptables"] {
+            assert_eq!(
+                tool_lines.iter().any(|d| d.starts_with(program)),
+                checked,
+                "{network}: {tool_lines:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn up_without_the_agent_names_the_build_command() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::accel::{self, KvmProbe};
-use crate::config::ImageSource;
+use crate::config::{ImageSource, NetworkMode};
 use crate::context::Context;
 use crate::image::{self, ImageStore};
 use crate::provision::Libvirt;
@@ -72,9 +72,13 @@ fn free_bytes(path: &Path) -> Option<(PathBuf, u64)> {
     Some((p, s.f_bavail * s.f_frsize))
 }
 
+/// Whether `program` is on PATH or in an sbin directory (where dnsmasq and iptables
+/// live, and which a user's PATH often lacks; libvirtd finds them there).
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .any(|dir| dir.join(program).is_file())
 }
 
 /// All checks.
@@ -273,12 +277,18 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
             Some("cargo build --release -p dpdk-agent"),
         )),
     }
+    // libvirt runs dnsmasq (DHCP, DNS) and iptables (NAT) for a nat-mode network.
+    let nat_tools = [("dnsmasq", "dnsmasq-base"), ("iptables", "iptables")];
+    let nat_mode = c.network == NetworkMode::Nat;
     for (program, package) in [
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("ssh", "openssh-client"),
         ("mmdebstrap", "mmdebstrap"),
         ("qemu-img", "qemu-utils"),
-    ] {
+    ]
+    .into_iter()
+    .chain(nat_tools.into_iter().filter(|_| nat_mode))
+    {
         if which(program) {
             out.push(check("tools", Pass, format!("{program} found"), None));
         } else {
