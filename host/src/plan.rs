@@ -59,6 +59,9 @@ pub enum Action {
     UploadImage,
     /// nat mode: define and start the two networks.
     CreateNetworks,
+    /// nat mode: reserve VM n's management address in the existing network (a VM added
+    /// after the network was made).
+    ReserveAddress(u8),
     /// Overlay, seed and domain of VM n.
     CreateVm(u8),
     /// Start VM n.
@@ -152,6 +155,34 @@ pub fn mac(env: &str, index: u8, nic: u8) -> String {
         h[1],
         index.wrapping_mul(2).wrapping_add(nic)
     )
+}
+
+/// Refuses to plan over what libvirt holds when it contradicts the configuration in a
+/// way `up` cannot mend without taking VMs down: a nat-mode management network on
+/// another subnet (every VM's address comes from it).
+pub fn check_existing(config: &Config, env: &str, found: &Found) -> Result<(), String> {
+    let Some(mgmt) = found.mgmt_network.as_ref() else {
+        return Ok(());
+    };
+    if config.network != NetworkMode::Nat {
+        return Ok(());
+    }
+    let subnet = &config.nat_subnet;
+    let wanted = (Some(subnet.host(1)), Some(subnet.netmask()));
+    if (mgmt.address, mgmt.netmask) == wanted {
+        return Ok(());
+    }
+    let show = |a: Option<Ipv4Addr>| a.map_or_else(|| "?".to_owned(), |a| a.to_string());
+    Err(format!(
+        "network {} exists with address {} netmask {}, but nat_subnet is {} (address {}): \
+         the VMs' addresses come from that network. Set nat_subnet back, or remove the lab \
+         with `dpdkhost --env {env} down -y` and run up again",
+        Names::new(env).mgmt_network(),
+        show(mgmt.address),
+        show(mgmt.netmask),
+        subnet,
+        subnet.host(1),
+    ))
 }
 
 /// Builds the plan.
@@ -265,6 +296,19 @@ pub fn make(
         && !(network_ready(names.mgmt_network()) && network_ready(names.data_network()))
     {
         actions.push(Action::CreateNetworks);
+    }
+    // Reservations are written when the network is made; VMs added later need theirs,
+    // or DHCP hands them an address nobody expects.
+    if let (NetworkMode::Nat, Some(mgmt)) = (config.network, &found.mgmt_network) {
+        for vm in &vms {
+            let reserved = mgmt
+                .hosts
+                .iter()
+                .any(|h| h.mac == vm.mgmt_mac && h.ip == vm.mgmt_ip && h.name == vm.name);
+            if !reserved {
+                actions.push(Action::ReserveAddress(vm.index));
+            }
+        }
     }
     let reupload = actions.contains(&Action::UploadImage);
     for vm in &vms {
@@ -432,6 +476,10 @@ impl fmt::Display for Plan {
                         "+ networks dpdkhost-{0}-mgmt (NAT), dpdkhost-{0}-data (isolated)",
                         self.env
                     ),
+                    Action::ReserveAddress(i) => format!(
+                        "+ vm{i}: management address reserved in dpdkhost-{}-mgmt",
+                        self.env
+                    ),
                     Action::CreateVm(i) => format!("+ vm{i}: overlay, seed, domain"),
                     Action::StartVm(i) => format!("> start vm{i}"),
                 };
@@ -530,6 +578,7 @@ mod tests {
             pool_volume_count: 1,
             networks: vec![],
             inactive_networks: vec![],
+            mgmt_network: None,
             domains: plan
                 .vms
                 .iter()
@@ -680,5 +729,69 @@ mod tests {
         found.inactive_networks = vec![names.data_network()];
         let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
         assert_eq!(again.actions, [Action::CreateNetworks]);
+    }
+
+    #[test]
+    fn nat_mode_reserves_addresses_for_vms_added_later_and_refuses_a_moved_subnet() {
+        use crate::provision::network;
+        let two = Config::parse("network = \"nat\"\nvm_count = 2").unwrap();
+        let first = make(
+            &two,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &Found::default(),
+            &mut Seq(0),
+        );
+        let names = Names::new("t");
+        let hosts: Vec<network::Reservation> = first
+            .vms
+            .iter()
+            .map(|vm| network::Reservation {
+                mac: vm.mgmt_mac.clone(),
+                name: vm.name.clone(),
+                ip: vm.mgmt_ip,
+            })
+            .collect();
+        let mut found = found_from(&first, true);
+        found.networks = vec![names.data_network(), names.mgmt_network()];
+        found.mgmt_network = Some(network::parse_mgmt(&network::mgmt_xml(
+            &names.mgmt_network(),
+            &two.nat_subnet,
+            &hosts,
+        )));
+        let again = make(&two, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        assert!(again.is_noop(), "{:?}", again.actions);
+
+        let three = Config::parse("network = \"nat\"\nvm_count = 3").unwrap();
+        let more = make(&three, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        assert_eq!(
+            more.actions,
+            [
+                Action::ReserveAddress(3),
+                Action::CreateVm(3),
+                Action::StartVm(3)
+            ]
+        );
+        assert!(
+            more.to_string()
+                .contains("vm3: management address reserved in dpdkhost-t-mgmt"),
+            "{more}"
+        );
+
+        assert_eq!(check_existing(&three, "t", &found), Ok(()));
+        let moved = Config::parse("network = \"nat\"\nnat_subnet = \"192.168.177.0/24\"").unwrap();
+        let err = check_existing(&moved, "t", &found).unwrap_err();
+        for part in [
+            "dpdkhost-t-mgmt",
+            "192.168.150.1",
+            "nat_subnet is 192.168.177.0/24",
+            "down -y",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        // In user mode a leftover NAT network is not in the way.
+        assert_eq!(check_existing(&Config::default(), "t", &found), Ok(()));
     }
 }

@@ -37,6 +37,7 @@ pub fn prepare(
     let found = libvirt
         .find(&ctx.env, &ctx.config.pool)
         .context("cannot list the environment's libvirt objects")?;
+    plan::check_existing(&ctx.config, &ctx.env, &found).map_err(anyhow::Error::msg)?;
     let state = ctx.state()?;
     let image_matches = match (state.as_ref(), image_sha256) {
         (Some(s), Some(sha)) => s.image_sha256 == sha,

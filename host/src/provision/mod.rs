@@ -200,6 +200,8 @@ pub struct Found {
     /// Those of them that are defined but not running (after a host reboot: libvirt
     /// starts no network without autostart).
     pub inactive_networks: Vec<String>,
+    /// The management network's address and reservations, when it exists (nat mode).
+    pub mgmt_network: Option<network::MgmtFound>,
     /// The environment's domains, by index.
     pub domains: Vec<FoundDomain>,
 }
@@ -302,6 +304,15 @@ impl Libvirt {
                 if names.owns_network(&name) {
                     if !net.is_active().unwrap_or(false) {
                         found.inactive_networks.push(name.clone());
+                    }
+                    if name == names.mgmt_network() {
+                        let xml =
+                            net.get_xml_desc(0)
+                                .map_err(|source| ProvisionError::Libvirt {
+                                    what: format!("read network {name}"),
+                                    source,
+                                })?;
+                        found.mgmt_network = Some(network::parse_mgmt(&xml));
                     }
                     found.networks.push(name);
                 }
@@ -501,6 +512,26 @@ impl Libvirt {
                         &self.conn,
                         &names.data_network(),
                         &network::data_xml(&names.data_network()),
+                    )?;
+                }
+                Action::ReserveAddress(index) => {
+                    let vm = plan.vm(*index).ok_or_else(|| {
+                        ProvisionError::Unexpected(format!("no VM {index} in plan"))
+                    })?;
+                    progress.stage(&format!(
+                        "reserving {} for {} in {}",
+                        vm.mgmt_ip,
+                        vm.name,
+                        names.mgmt_network()
+                    ));
+                    network::reserve(
+                        &self.conn,
+                        &names.mgmt_network(),
+                        &[network::Reservation {
+                            mac: vm.mgmt_mac.clone(),
+                            name: vm.name.clone(),
+                            ip: vm.mgmt_ip,
+                        }],
                     )?;
                 }
                 Action::CreateVm(index) => {

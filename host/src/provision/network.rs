@@ -45,16 +45,110 @@ pub fn mgmt_xml(name: &str, subnet: &Subnet, hosts: &[Reservation]) -> String {
         subnet.host(last)
     );
     for h in hosts {
-        let _ = writeln!(
-            x,
-            "      <host mac='{}' name='{}' ip='{}'/>",
-            h.mac,
-            esc(&h.name),
-            h.ip
-        );
+        let _ = writeln!(x, "      {}", host_xml(h));
     }
     x.push_str("    </dhcp>\n  </ip>\n</network>\n");
     x
+}
+
+/// What an existing management network holds: its host address and netmask, and its
+/// DHCP reservations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MgmtFound {
+    /// The host's address on the network (the gateway).
+    pub address: Option<Ipv4Addr>,
+    /// Its netmask.
+    pub netmask: Option<Ipv4Addr>,
+    /// The DHCP reservations.
+    pub hosts: Vec<Reservation>,
+}
+
+/// Reads the address, netmask and reservations out of a network's XML.
+pub fn parse_mgmt(xml: &str) -> MgmtFound {
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return MgmtFound::default();
+    };
+    let Some(ip) = doc.descendants().find(|n| n.has_tag_name("ip")) else {
+        return MgmtFound::default();
+    };
+    let addr = |node: roxmltree::Node, name: &str| node.attribute(name)?.parse().ok();
+    MgmtFound {
+        address: addr(ip, "address"),
+        netmask: addr(ip, "netmask"),
+        hosts: ip
+            .descendants()
+            .filter(|n| n.has_tag_name("host"))
+            .filter_map(|h| {
+                Some(Reservation {
+                    mac: h.attribute("mac")?.to_ascii_lowercase(),
+                    name: h.attribute("name").unwrap_or_default().to_owned(),
+                    ip: addr(h, "ip")?,
+                })
+            })
+            .collect(),
+    }
+}
+
+fn host_xml(h: &Reservation) -> String {
+    format!(
+        "<host mac='{}' name='{}' ip='{}'/>",
+        h.mac,
+        esc(&h.name),
+        h.ip
+    )
+}
+
+/// Makes network `name` reserve exactly `wanted`'s addresses for their MACs, in the
+/// running network and in its definition, without restarting it (VMs on it keep their
+/// leases). A reservation of another MAC on a wanted address goes first: libvirt
+/// refuses two hosts on one address.
+pub fn reserve(conn: &Connect, name: &str, wanted: &[Reservation]) -> Result<(), ProvisionError> {
+    use virt_sys::{
+        VIR_NETWORK_SECTION_IP_DHCP_HOST as HOSTS, VIR_NETWORK_UPDATE_AFFECT_CONFIG as CONFIG,
+        VIR_NETWORK_UPDATE_AFFECT_LIVE as LIVE, VIR_NETWORK_UPDATE_COMMAND_ADD_LAST as ADD,
+        VIR_NETWORK_UPDATE_COMMAND_DELETE as DELETE, VIR_NETWORK_UPDATE_COMMAND_MODIFY as MODIFY,
+    };
+    let Some(net) = lookup(Network::lookup_by_name(conn, name))? else {
+        return Err(ProvisionError::Unexpected(format!(
+            "network {name} vanished before its DHCP reservations could be made"
+        )));
+    };
+    let flags = if net.is_active().unwrap_or(false) {
+        LIVE | CONFIG
+    } else {
+        CONFIG
+    };
+    let libvirt_err = |what: String| move |source| ProvisionError::Libvirt { what, source };
+    let xml = net
+        .get_xml_desc(0)
+        .map_err(libvirt_err(format!("read network {name}")))?;
+    let existing = parse_mgmt(&xml).hosts;
+    for want in wanted {
+        if existing.contains(want) {
+            continue;
+        }
+        for stale in existing
+            .iter()
+            .filter(|h| h.ip == want.ip && h.mac != want.mac)
+        {
+            net.update(DELETE, HOSTS, -1, &host_xml(stale), flags)
+                .map_err(libvirt_err(format!(
+                    "drop reservation {} in network {name}",
+                    stale.ip
+                )))?;
+        }
+        let command = if existing.iter().any(|h| h.mac == want.mac) {
+            MODIFY
+        } else {
+            ADD
+        };
+        net.update(command, HOSTS, -1, &host_xml(want), flags)
+            .map_err(libvirt_err(format!(
+                "reserve {} for {} in network {name}",
+                want.ip, want.name
+            )))?;
+    }
+    Ok(())
 }
 
 /// The isolated data network: a bridge with no forward and no host address.
@@ -163,5 +257,49 @@ mod tests {
         assert!(remove(&conn, "dpdkhost-nt-data").unwrap());
         assert!(!remove(&conn, "dpdkhost-nt-data").unwrap());
         assert!(Network::lookup_by_name(&conn, "dpdkhost-nt-mgmt").is_err());
+    }
+
+    #[test]
+    fn reservations_are_added_and_corrected_in_a_running_network() {
+        virt::error::clear_error_callback();
+        let conn = Connect::open(Some("test:///default")).unwrap();
+        let subnet = Subnet {
+            network: Ipv4Addr::new(192, 168, 152, 0),
+            prefix: 24,
+        };
+        let host = |vm: u8, last: u8| Reservation {
+            mac: format!("52:54:00:00:0{vm}:02"),
+            name: format!("vm{vm}"),
+            ip: Ipv4Addr::new(192, 168, 152, last),
+        };
+        let name = "dpdkhost-rs-mgmt";
+        ensure(
+            &conn,
+            name,
+            &mgmt_xml(name, &subnet, &[host(1, 11), host(2, 12)]),
+        )
+        .unwrap();
+        let read = || {
+            let net = Network::lookup_by_name(&conn, name).unwrap();
+            parse_mgmt(&net.get_xml_desc(0).unwrap())
+        };
+        let before = read();
+        assert_eq!(before.address, Some(Ipv4Addr::new(192, 168, 152, 1)));
+        assert_eq!(before.netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
+        assert_eq!(before.hosts, [host(1, 11), host(2, 12)]);
+        // vm3 is new; vm2 moves to .13, then vm3 takes .12 that vm2 left.
+        reserve(&conn, name, &[host(1, 11), host(2, 13), host(3, 14)]).unwrap();
+        let mut hosts = read().hosts;
+        hosts.sort_by_key(|h| h.ip);
+        assert_eq!(hosts, [host(1, 11), host(2, 13), host(3, 14)]);
+        reserve(&conn, name, &[host(3, 11)]).unwrap();
+        let mut hosts = read().hosts;
+        hosts.sort_by_key(|h| h.ip);
+        assert_eq!(
+            hosts,
+            [host(3, 11), host(2, 13)],
+            "vm1's address went to vm3"
+        );
+        assert!(remove(&conn, name).unwrap());
     }
 }
