@@ -152,9 +152,10 @@ if [ "${1:-}" = --inside ]; then
 network = "nat"
 pool = "$pool"
 pool_path = "$tmp/pool"
+vm_count = 1
 EOF
 
-  step "up -y --no-kvm (network = \"nat\")"
+  step "up -y --no-kvm (network = \"nat\", vm_count = 1)"
   start=$(date +%s%N)
   dpdkhost up -y --no-kvm
   elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -173,6 +174,26 @@ for vm in s["vms"]:
     assert vm["agent"] == want[vm["vm"]] + ":50051", vm
 print("nat: %d agents SERVING on %s" % (len(s["vms"]), ", ".join(vm["agent"] for vm in s["vms"])))
 PY
+
+  step "vm_count = 2: up reserves vm2's address in the existing NAT network and adds vm2"
+  sed -i 's/^vm_count = 1$/vm_count = 2/' "$config"
+  out=$(dpdkhost up -y --no-kvm 2>&1) || { echo "$out"; exit 1; }
+  echo "$out" | grep -E "^ +[+>]|SERVING|is up"
+  grep -q "vm2: management address reserved in dpdkhost-$env_name-mgmt" <<<"$out"
+  dpdkhost status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+got = {vm["vm"]: (vm["agent_health"], vm["mgmt_ip"]) for vm in s["vms"]}
+assert got == {"vm1": ("SERVING", "192.168.150.11"), "vm2": ("SERVING", "192.168.150.12")}, got
+print("nat: vm2 added, both SERVING on their reserved addresses")'
+
+  step "nat_subnet moved under an existing network: plan refuses and says how to recover"
+  cp "$config" "$config.keep"
+  echo 'nat_subnet = "192.168.177.0/24"' >> "$config"
+  if out=$(dpdkhost plan 2>&1); then echo "nat: plan accepted a moved subnet: $out" >&2; exit 1; fi
+  echo "$out" | tail -n 2
+  grep -q "nat_subnet is 192.168.177.0/24" <<<"$out" && grep -q "down -y" <<<"$out"
+  mv "$config.keep" "$config"
 
   step "libvirt networks: NAT with a DHCP reservation per VM, isolated data"
   mgmt=$(virsh -c qemu:///system net-dumpxml "dpdkhost-$env_name-mgmt")
