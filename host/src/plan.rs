@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::accel::{Accel, Decision};
 use crate::config::{Config, NetworkMode, Subnet};
 use crate::provision::domain::{self, DataNic, DomainSpec, KernelBoot, MgmtNic, VmMeta};
+use crate::provision::network::Reservation;
 use crate::provision::{Found, Names};
 
 /// One VM's layout.
@@ -301,11 +302,7 @@ pub fn make(
     // or DHCP hands them an address nobody expects.
     if let (NetworkMode::Nat, Some(mgmt)) = (config.network, &found.mgmt_network) {
         for vm in &vms {
-            let reserved = mgmt
-                .hosts
-                .iter()
-                .any(|h| h.mac == vm.mgmt_mac && h.ip == vm.mgmt_ip && h.name == vm.name);
-            if !reserved {
+            if !mgmt.hosts.contains(&vm.mgmt_reservation()) {
                 actions.push(Action::ReserveAddress(vm.index));
             }
         }
@@ -351,6 +348,17 @@ pub fn make(
         vms,
         actions,
         surplus,
+    }
+}
+
+impl VmPlan {
+    /// Its DHCP reservation in the nat-mode management network.
+    pub fn mgmt_reservation(&self) -> Reservation {
+        Reservation {
+            mac: self.mgmt_mac.clone(),
+            name: self.name.clone(),
+            ip: self.mgmt_ip,
+        }
     }
 }
 
@@ -745,15 +753,7 @@ mod tests {
             &mut Seq(0),
         );
         let names = Names::new("t");
-        let hosts: Vec<network::Reservation> = first
-            .vms
-            .iter()
-            .map(|vm| network::Reservation {
-                mac: vm.mgmt_mac.clone(),
-                name: vm.name.clone(),
-                ip: vm.mgmt_ip,
-            })
-            .collect();
+        let hosts: Vec<Reservation> = first.vms.iter().map(VmPlan::mgmt_reservation).collect();
         let mut found = found_from(&first, true);
         found.networks = vec![names.data_network(), names.mgmt_network()];
         found.mgmt_network = Some(network::parse_mgmt(&network::mgmt_xml(

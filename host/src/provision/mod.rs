@@ -494,15 +494,8 @@ impl Libvirt {
                 }
                 Action::CreateNetworks => {
                     progress.stage("creating the NAT management and isolated data networks");
-                    let hosts: Vec<network::Reservation> = plan
-                        .vms
-                        .iter()
-                        .map(|vm| network::Reservation {
-                            mac: vm.mgmt_mac.clone(),
-                            name: vm.name.clone(),
-                            ip: vm.mgmt_ip,
-                        })
-                        .collect();
+                    let hosts: Vec<network::Reservation> =
+                        plan.vms.iter().map(VmPlan::mgmt_reservation).collect();
                     network::ensure(
                         &self.conn,
                         &names.mgmt_network(),
@@ -524,15 +517,7 @@ impl Libvirt {
                         vm.name,
                         names.mgmt_network()
                     ));
-                    network::reserve(
-                        &self.conn,
-                        &names.mgmt_network(),
-                        &[network::Reservation {
-                            mac: vm.mgmt_mac.clone(),
-                            name: vm.name.clone(),
-                            ip: vm.mgmt_ip,
-                        }],
-                    )?;
+                    network::reserve(&self.conn, &names.mgmt_network(), &[vm.mgmt_reservation()])?;
                 }
                 Action::CreateVm(index) => {
                     let vm = plan.vm(*index).ok_or_else(|| {
