@@ -336,6 +336,26 @@ fn invalid_requests_are_rejected(a: &mut DataPort, b_mac: [u8; 6], eal: &Eal) {
         let run = bench(a, &params, &BenchLive::default(), &StopSignal::new());
         assert!(matches!(run, Err(WorkloadError::InvalidParam(_))));
     }
+    // Sized allocation: what fits comes sized; what does not is an error naming the room.
+    let mut batch = dpdk_agent::mbuf::MbufBatch::new();
+    a.mempool()
+        .alloc_packets_into(&mut batch, 4, 100)
+        .expect("4 packets of 100 bytes");
+    assert!(batch
+        .as_slice()
+        .iter()
+        .all(|m| m.len() == 100 && m.data().len() == 100));
+    let err = a
+        .mempool()
+        .alloc_packets_into(&mut batch, 1, 5000)
+        .expect_err("5000 bytes do not fit one mbuf");
+    assert!(
+        err.to_string().contains("5000-byte packet") && err.to_string().contains("room for 2048"),
+        "{err}"
+    );
+    assert_eq!(batch.len(), 4, "a refused allocation adds nothing");
+    drop(batch);
+
     let zero_rate = BenchParams {
         rate_pps: Some(0),
         ..bench_params(BenchMode::Tx)

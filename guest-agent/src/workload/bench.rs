@@ -13,6 +13,7 @@ use super::{
 use crate::datapath::{DataPort, PortStats};
 use crate::eal::now_ns;
 use crate::mbuf::{Mbuf, MbufBatch, MAX_BURST};
+use crate::mempool::MempoolError;
 use crate::packet::{self, MacAddr, TestFrameTemplate, UdpEndpoints};
 
 /// Highest rate one can ask for (far above what one core moves).
@@ -375,17 +376,23 @@ pub fn bench(
                 let left = allowed.saturating_sub(used);
                 budget = budget.min(usize::try_from(left).unwrap_or(usize::MAX));
             }
-            if budget > 0
-                && port
+            if budget > 0 {
+                // An empty pool (mbufs in flight) clears as the driver frees them: try
+                // again on the next pass. Anything else will not.
+                match port
                     .mempool()
                     .alloc_packets_into(&mut tx, budget, frame_len)
-                    .is_ok()
-            {
-                let fresh = tx.len() - budget;
-                for (seq, mbuf) in (next_seq..).zip(&mut tx.as_mut_slice()[fresh..]) {
-                    template.write(mbuf.data_mut(), seq, now)?;
+                {
+                    Ok(()) => {
+                        let fresh = tx.len() - budget;
+                        for (seq, mbuf) in (next_seq..).zip(&mut tx.as_mut_slice()[fresh..]) {
+                            template.write(mbuf.data_mut(), seq, now)?;
+                        }
+                        next_seq += budget as u64;
+                    }
+                    Err(MempoolError::Exhausted { .. }) => {}
+                    Err(other) => return Err(other.into()),
                 }
-                next_seq += budget as u64;
             }
             if !tx.is_empty() {
                 let queued = tx.len();
