@@ -37,6 +37,8 @@ cleanup() {
     done
     wait 2>/dev/null || true
     rm -rf "$WORK"
+    # DPDK leaves each process's runtime directory (named by --file-prefix) behind.
+    rm -rf /var/run/dpdk/vs-*-"$$"-*
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -145,7 +147,7 @@ run_testpmd() {
     tp_rx_pps=$(grep -a -o 'Rx-pps: *[0-9]*' "$WORK/testpmd-rx.log" | awk '{print $2}' | median)
     if [ "$tp_tx_pps" = 0 ] || [ "$tp_rx_pps" = 0 ]; then
         echo "testpmd moved no packets; its logs:" >&2
-        tail -20 "$WORK/testpmd-tx.log" "$WORK/testpmd-rx.log" >&2
+        tail -n 20 "$WORK/testpmd-tx.log" "$WORK/testpmd-rx.log" >&2
         exit 1
     fi
     TP_TX+=("$tp_tx_pps")
