@@ -122,7 +122,9 @@ pub fn reserve(conn: &Connect, name: &str, wanted: &[Reservation]) -> Result<(),
     let xml = net
         .get_xml_desc(0)
         .map_err(libvirt_err(format!("read network {name}")))?;
-    let existing = parse_mgmt(&xml).hosts;
+    // Kept in step with every update, so a later wanted host sees what earlier ones
+    // changed (a reservation dropped for one cannot be modified for the next).
+    let mut existing = parse_mgmt(&xml).hosts;
     for want in wanted {
         if existing.contains(want) {
             continue;
@@ -137,6 +139,7 @@ pub fn reserve(conn: &Connect, name: &str, wanted: &[Reservation]) -> Result<(),
                     stale.ip
                 )))?;
         }
+        existing.retain(|h| h.ip != want.ip || h.mac == want.mac);
         let command = if existing.iter().any(|h| h.mac == want.mac) {
             MODIFY
         } else {
@@ -147,6 +150,8 @@ pub fn reserve(conn: &Connect, name: &str, wanted: &[Reservation]) -> Result<(),
                 "reserve {} for {} in network {name}",
                 want.ip, want.name
             )))?;
+        existing.retain(|h| h.mac != want.mac);
+        existing.push(want.clone());
     }
     Ok(())
 }
@@ -300,6 +305,11 @@ mod tests {
             [host(3, 11), host(2, 13)],
             "vm1's address went to vm3"
         );
+        // vm1 takes .13 from vm2 (dropping vm2's reservation), then vm2 gets .12 anew.
+        reserve(&conn, name, &[host(1, 13), host(2, 12)]).unwrap();
+        let mut hosts = read().hosts;
+        hosts.sort_by_key(|h| h.ip);
+        assert_eq!(hosts, [host(3, 11), host(2, 12), host(1, 13)]);
         assert!(remove(&conn, name).unwrap());
     }
 }
