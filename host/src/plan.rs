@@ -602,6 +602,16 @@ mod tests {
         }
     }
 
+    /// What `find` reports for a nat-mode lab made from `plan`: its domains and both
+    /// networks (running).
+    fn nat_found_from(plan: &Plan, active: bool) -> Found {
+        let names = Names::new(&plan.env);
+        Found {
+            networks: vec![names.data_network(), names.mgmt_network()],
+            ..found_from(plan, active)
+        }
+    }
+
     #[test]
     fn up_twice_changes_nothing_and_keeps_ports() {
         let config = Config::default();
@@ -714,13 +724,11 @@ mod tests {
             &mut Seq(40000),
         );
         let names = Names::new("t");
-        let mut found = found_from(&first, true);
-        found.networks = vec![names.data_network(), names.mgmt_network()];
+        let found = nat_found_from(&first, true);
         let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
         assert!(again.is_noop(), "{:?}", again.actions);
         // Rebooted: domains shut off, networks defined but stopped (no autostart).
-        let mut found = found_from(&first, false);
-        found.networks = vec![names.data_network(), names.mgmt_network()];
+        let mut found = nat_found_from(&first, false);
         found.inactive_networks = found.networks.clone();
         let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
         assert_eq!(
@@ -732,8 +740,7 @@ mod tests {
             ]
         );
         // One of them stopped is enough.
-        let mut found = found_from(&first, true);
-        found.networks = vec![names.data_network(), names.mgmt_network()];
+        let mut found = nat_found_from(&first, true);
         found.inactive_networks = vec![names.data_network()];
         let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
         assert_eq!(again.actions, [Action::CreateNetworks]);
@@ -754,8 +761,7 @@ mod tests {
         );
         let names = Names::new("t");
         let hosts: Vec<Reservation> = first.vms.iter().map(VmPlan::mgmt_reservation).collect();
-        let mut found = found_from(&first, true);
-        found.networks = vec![names.data_network(), names.mgmt_network()];
+        let mut found = nat_found_from(&first, true);
         found.mgmt_network = Some(network::parse_mgmt(&network::mgmt_xml(
             &names.mgmt_network(),
             &two.nat_subnet,
