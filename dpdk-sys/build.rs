@@ -98,7 +98,7 @@ fn generate_bindings(csrc: &Path, out_dir: &Path, cflags: &[String]) {
         .clang_arg(format!("-I{}", csrc.display()))
         // Only what the safe layer uses: unrestricted, bindgen would also wrap clang's
         // SIMD intrinsics, and that C does not compile.
-        .allowlist_function("rte_eal_(init|cleanup|process_type|has_hugepages|iova_mode|hotplug_add|hotplug_remove)")
+        .allowlist_function("rte_eal_(init|cleanup|process_type|get_runtime_dir|has_hugepages|iova_mode|hotplug_add|hotplug_remove)")
         .allowlist_function("rte_strerror|rte_version|rte_exit")
         .allowlist_function("rte_lcore_id|rte_socket_id|rte_get_main_lcore")
         .allowlist_function("rte_thread_register|rte_thread_unregister")

@@ -5,6 +5,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
+use std::path::PathBuf;
 use std::ptr;
 
 use dpdk_sys as sys;
@@ -37,11 +38,24 @@ fn init_eal() -> i32 {
     unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) }
 }
 
+/// EAL leaves its runtime directory (/var/run/dpdk/<prefix>) behind; the test removes
+/// the one it made, also when an assertion fails.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn shims_match_real_dpdk_calls() {
     // SAFETY: sets DPDK's log stream to stderr; allowed before rte_eal_init.
     assert_eq!(unsafe { sys::dpdk_sys_log_to_stderr() }, 0);
     assert!(init_eal() >= 0, "rte_eal_init failed");
+    // SAFETY: EAL is initialised; the result is EAL's static string, copied at once.
+    let runtime_dir = unsafe { CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+    let _runtime_dir = RemovedOnDrop(PathBuf::from(runtime_dir.to_string_lossy().as_ref()));
 
     // rte_errno: a second rte_eal_init fails and sets the thread's rte_errno to
     // EALREADY; the shim must read that value, not some unrelated static.

@@ -162,6 +162,7 @@ impl Eal {
             }),
         };
         let _ = INITIALISED.set(eal.clone());
+        remove_runtime_dir_at_exit();
         Ok(eal)
     }
 
@@ -202,6 +203,56 @@ impl Eal {
         // SAFETY: EAL is initialised.
         unsafe { sys::rte_eal_has_hugepages() != 0 }
     }
+}
+
+/// The runtime directory of this process's EAL, removed when the process exits.
+static RUNTIME_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+/// DPDK creates a runtime directory per `--file-prefix` (`/var/run/dpdk/<prefix>`,
+/// about 1 MiB of tmpfs: config, memory tables, the multi-process socket) and leaves
+/// it behind at exit, so every agent run, test and restarted service would add one.
+/// A primary process removes its own at normal exit (also after SIGTERM in `serve`);
+/// a secondary leaves its primary's alone. Only a killed process leaves one.
+fn remove_runtime_dir_at_exit() {
+    // SAFETY: EAL is initialised; both calls only read EAL's configuration, and the
+    // returned string is EAL's static buffer, copied out at once.
+    let dir = unsafe {
+        if sys::rte_eal_process_type() != sys::RTE_PROC_PRIMARY {
+            return;
+        }
+        let dir = sys::rte_eal_get_runtime_dir();
+        if dir.is_null() {
+            return;
+        }
+        CStr::from_ptr(dir).to_string_lossy().into_owned()
+    };
+    if dir.is_empty() || RUNTIME_DIR.set(dir.into()).is_err() {
+        return;
+    }
+    extern "C" fn remove_runtime_dir() {
+        if let Some(dir) = RUNTIME_DIR.get() {
+            // Files EAL still has open or mapped stay valid for it after unlinking.
+            if let Err(err) = std::fs::remove_dir_all(dir) {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!(
+                        "dpdk-agent: could not remove DPDK runtime directory {}: {err}",
+                        dir.display()
+                    );
+                }
+            }
+        }
+    }
+    // SAFETY: registers a plain function with no arguments; it touches only a static
+    // that is set before registration and never changed afterwards.
+    if unsafe { libc::atexit(remove_runtime_dir) } != 0 {
+        tracing::debug!("atexit refused the runtime directory clean-up");
+    }
+}
+
+/// The runtime directory EAL created for this process, when it is the primary one
+/// (removed at exit).
+pub fn runtime_dir() -> Option<&'static std::path::Path> {
+    RUNTIME_DIR.get().map(std::path::PathBuf::as_path)
 }
 
 /// Monotonic nanoseconds from the TSC: what packets carry as their send timestamp.

@@ -7,7 +7,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agent_proto::client::{AgentClient, ClientTls, Security};
 use agent_proto::pki::CertificateAuthority;
@@ -236,8 +236,19 @@ impl Agent {
 }
 
 impl Drop for Agent {
+    /// SIGTERM first, so the agent shuts down as it would under systemd (and removes
+    /// its EAL runtime directory); SIGKILL if it has not exited within 5 s.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            if let Ok(None) = child.try_wait() {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
