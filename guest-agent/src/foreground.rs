@@ -2,6 +2,7 @@
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -109,13 +110,52 @@ fn open_port(args: &PortArgs) -> Result<DataPort> {
     Ok(port)
 }
 
-/// Runs `work` on a worker thread and prints `progress()` to stderr every second.
-fn with_progress<T: Send>(work: impl FnOnce() -> T + Send, progress: impl Fn() -> String) -> T {
+/// Set by the first SIGINT or SIGTERM a foreground workload receives.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_signal: libc::c_int) {
+    // An atomic store is async-signal-safe.
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C (or SIGTERM) stops a foreground workload like the end of its duration:
+/// the report of what ran so far is printed and the process exits normally, which
+/// also removes EAL's runtime directory. A second signal kills as usual.
+fn stop_on_signals() -> Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the
+        // handler only stores to an atomic, which is async-signal-safe; SA_RESETHAND
+        // restores the default action after the first delivery.
+        let ret = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = note_interrupt as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut())
+        };
+        if ret != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("installing the handler for signal {signal}"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `work` on a worker thread and prints `progress()` to stderr every second;
+/// raises `stop` when the process is interrupted.
+fn with_progress<T: Send>(
+    stop: &StopSignal,
+    work: impl FnOnce() -> T + Send,
+    progress: impl Fn() -> String,
+) -> T {
     std::thread::scope(|scope| {
         let worker = scope.spawn(work);
         let mut next = Instant::now() + Duration::from_secs(1);
         while !worker.is_finished() {
             std::thread::sleep(Duration::from_millis(20));
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                stop.stop();
+            }
             if Instant::now() >= next {
                 eprintln!("{}", progress());
                 next += Duration::from_secs(1);
@@ -150,7 +190,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let mut port = open_port(&args.port)?;
     let live = BenchLive::default();
     let stop = StopSignal::new();
+    stop_on_signals()?;
     let report = with_progress(
+        &stop,
         || workload::bench(&mut port, &params, &live, &stop),
         || {
             let c = live.snapshot();
@@ -210,10 +252,14 @@ pub fn reflect(args: &ReflectArgs) -> Result<ExitCode> {
     let mut port = open_port(&args.port)?;
     let live = ReflectLive::default();
     let stop = StopSignal::new();
+    stop_on_signals()?;
     let deadline = Instant::now() + duration;
     let counters = std::thread::scope(|scope| {
         let worker = scope.spawn(|| workload::reflect(&mut port, &live, &stop));
-        while !worker.is_finished() && Instant::now() < deadline {
+        while !worker.is_finished()
+            && Instant::now() < deadline
+            && !INTERRUPTED.load(Ordering::Relaxed)
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         stop.stop();
@@ -251,7 +297,9 @@ pub fn pingpong(args: &PingPongArgs) -> Result<ExitCode> {
     let mut port = open_port(&args.port)?;
     let live = PingPongLive::default();
     let stop = StopSignal::new();
+    stop_on_signals()?;
     let report = with_progress(
+        &stop,
         || workload::pingpong(&mut port, &params, &live, &stop),
         || {
             let s = live.snapshot();

@@ -1,6 +1,7 @@
 //! The agent binary as a user runs it: the loopback selftest, clear errors for bad
 //! input, two agent processes over a net_memif link, and a fully static DPDK link.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,12 +18,29 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The `--file-prefix` of this test process's agent called `name`.
+fn file_prefix(name: &str) -> String {
+    format!("dpdk-agent-{name}-{}", std::process::id())
+}
+
 /// EAL options for a process of its own: no hugepages, no PCI, its own runtime dir.
 fn eal_args(name: &str, vdev: &str) -> String {
     format!(
-        "--no-huge --no-pci --lcores=0@(0,1) -m 128 --file-prefix=dpdk-agent-{name}-{} --vdev={vdev}",
-        std::process::id()
+        "--no-huge --no-pci --lcores=0@(0,1) -m 128 --file-prefix={} --vdev={vdev}",
+        file_prefix(name)
     )
+}
+
+/// Where EAL keeps the runtime directory of the agent called `name`: under
+/// /var/run/dpdk for root, else under $XDG_RUNTIME_DIR (or /tmp), as DPDK decides.
+fn runtime_dir(name: &str) -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let base = if unsafe { libc::geteuid() } == 0 {
+        PathBuf::from("/var/run")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+    };
+    base.join("dpdk").join(file_prefix(name))
 }
 
 /// A child that is killed (by its own PID) if the test fails before it exits.
@@ -38,6 +56,14 @@ impl Drop for Reaped {
 }
 
 impl Reaped {
+    /// Sends SIGTERM, as Ctrl-C or a service manager would, and collects the output.
+    fn terminate(self, limit: Duration) -> Output {
+        let pid = libc::pid_t::try_from(self.0.id()).expect("a PID fits pid_t");
+        // SAFETY: signals only the child this test started, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        self.wait_output(limit)
+    }
+
     fn wait_output(mut self, limit: Duration) -> Output {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
@@ -311,7 +337,10 @@ fn two_agents_over_memif() {
         "2000",
         "--json",
     ]);
-    drop(reflector);
+    // Interrupted, the reflector stops its workload, reports what it did and exits.
+    let reflected = reflector.terminate(Duration::from_secs(10));
+    assert!(reflected.status.success(), "{}", text(&reflected.stderr));
+    assert!(json(&reflected)["reflected"].as_u64().expect("reflected") >= 500);
     assert!(
         pingpong.status.success(),
         "{}\n{}",
@@ -343,6 +372,11 @@ fn two_agents_over_memif() {
         "--json",
     ]);
     wait_for_socket(&socket("bench"));
+    assert!(
+        runtime_dir("rx").is_dir(),
+        "EAL made {:?}",
+        runtime_dir("rx")
+    );
     let sender_eal = client("tx", "bench");
     let sender = agent(&[
         "bench",
@@ -380,6 +414,15 @@ fn two_agents_over_memif() {
         .sum::<u64>();
     assert_eq!(got + dropped, sent, "sent = received + drops: {rx}");
     assert_eq!(rx["counters"]["rx_seq_gaps"].as_u64(), Some(dropped));
+
+    // Each agent removed its EAL runtime directory when it exited.
+    for name in ["reflect", "pingpong", "rx", "tx"] {
+        assert!(
+            !runtime_dir(name).exists(),
+            "{:?} left behind",
+            runtime_dir(name)
+        );
+    }
 }
 
 #[test]
