@@ -14,8 +14,8 @@
 #
 # Both tools move BURST packets per tx and per rx burst (default 32, testpmd's default).
 #
-# Environment: DURATION (s, default 4), ROUNDS (default 5), NULL_DURATION (s, default 3),
-# BURST (1..=64, default 32), AGENT (default target/release/dpdk-agent, built when
+# Environment: DURATION (s, 2..=600, default 4), ROUNDS (1..=100, default 5),
+# NULL_DURATION (s, 0 or 2..=600, default 3), BURST (1..=64, default 32), AGENT (default target/release/dpdk-agent, built when
 # missing), TESTPMD (default dpdk-testpmd, Debian package dpdk-dev).
 # Stops by itself; on exit it kills only the processes it started.
 set -euo pipefail
@@ -25,6 +25,22 @@ ROUNDS=${ROUNDS:-5}
 NULL_DURATION=${NULL_DURATION:-3}
 BURST=${BURST:-32}
 SIZE=64
+
+# Whole numbers in a range, checked before anything starts.
+check_range() {
+    local name=$1 value=$2 low=$3 high=$4 why=$5
+    if ! [[ "$value" =~ ^[0-9]+$ ]] || [ "$value" -lt "$low" ] || [ "$value" -gt "$high" ]; then
+        echo "error: $name=$value: expected a whole number in $low..=$high$why" >&2
+        exit 2
+    fi
+}
+# testpmd prints its first per-second rate after two seconds.
+check_range DURATION "$DURATION" 2 600 " (testpmd's first per-second rate comes after 2 s)"
+check_range ROUNDS "$ROUNDS" 1 100 ""
+if [ "$NULL_DURATION" != 0 ]; then
+    check_range NULL_DURATION "$NULL_DURATION" 2 600 ", or 0 to skip the net_null runs"
+fi
+check_range BURST "$BURST" 1 64 ""
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGENT=${AGENT:-$ROOT/target/release/dpdk-agent}
 TESTPMD=${TESTPMD:-dpdk-testpmd}
@@ -211,6 +227,8 @@ echo "agent   (median of $ROUNDS rounds): tx ${agent_tx_pps} pps, rx ${agent_rx_
 echo "testpmd (median of $ROUNDS rounds): tx ${tp_tx_pps} pps, rx ${tp_rx_pps} pps"
 echo "agent memory: peak RSS tx $((rss_tx / 1024)) MiB, rx $((rss_rx / 1024)) MiB; hugepages used ${huge_used} kB (EAL runs with --no-huge here)"
 median_ratio() { python3 -c 'import statistics, sys; print(f"{statistics.median(float(v) for v in sys.argv[1:]):.2f}")' "$@"; }
+spread() { python3 -c 'import sys; v = [float(x) for x in sys.argv[1:]]; print(f"{min(v):.2f}..{max(v):.2f}")' "$@"; }
+echo "per-round ratios: tx $(spread "${RATIO_TX[@]}"), rx $(spread "${RATIO_RX[@]}")"
 if [ "$NULL_DURATION" != 0 ]; then
     echo "sender alone on net_null (median of $ROUNDS rounds): agent $(printf '%s\n' "${NULL_AGENT[@]}" | median) pps, testpmd $(printf '%s\n' "${NULL_TP[@]}" | median) pps, ratio $(median_ratio "${NULL_RATIO[@]}")"
 fi
