@@ -15,8 +15,9 @@
 # Both tools move BURST packets per tx and per rx burst (default 32, testpmd's default).
 #
 # Environment: DURATION (s, 2..=600, default 4), ROUNDS (1..=100, default 5),
-# NULL_DURATION (s, 0 or 2..=600, default 3), BURST (1..=64, default 32), AGENT (default target/release/dpdk-agent, built when
-# missing), TESTPMD (default dpdk-testpmd, Debian package dpdk-dev).
+# NULL_DURATION (s, 0 or 2..=600, default 3), BURST (1..=64, default 32), AGENT
+# (default target/release/dpdk-agent, built when missing), TESTPMD (default
+# dpdk-testpmd, Debian package dpdk-dev).
 # Stops by itself; on exit it kills only the processes it started.
 set -euo pipefail
 
