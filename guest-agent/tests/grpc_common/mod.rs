@@ -237,14 +237,16 @@ impl Agent {
 
 impl Drop for Agent {
     /// SIGTERM first, so the agent shuts down as it would under systemd (and removes
-    /// its EAL runtime directory); SIGKILL if it has not exited within 5 s.
+    /// its EAL runtime directory); SIGKILL if it has not exited within 10 s. The
+    /// agent gives open connections 5 s to close, and a test's connection cannot
+    /// close while its runtime thread is blocked in this drop.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             if let Ok(None) = child.try_wait() {
                 let _ = Command::new("kill")
                     .args(["-TERM", &child.id().to_string()])
                     .status();
-                let deadline = Instant::now() + Duration::from_secs(5);
+                let deadline = Instant::now() + Duration::from_secs(10);
                 while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(20));
                 }
