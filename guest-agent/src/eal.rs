@@ -208,11 +208,12 @@ impl Eal {
 /// The runtime directory of this process's EAL, removed when the process exits.
 static RUNTIME_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
 
-/// DPDK creates a runtime directory per `--file-prefix` (`/var/run/dpdk/<prefix>`,
-/// about 1 MiB of tmpfs: config, memory tables, the multi-process socket) and leaves
-/// it behind at exit, so every agent run, test and restarted service would add one.
-/// A primary process removes its own at normal exit (also after SIGTERM in `serve`);
-/// a secondary leaves its primary's alone. Only a killed process leaves one.
+/// DPDK creates a runtime directory per `--file-prefix` (`/var/run/dpdk/<prefix>`:
+/// config, memory tables, the multi-process socket; about 1 MiB, in /run, which is
+/// tmpfs on most systems) and leaves it behind at exit, so every agent run, test and
+/// restarted service would add one. A primary process removes its own at normal exit
+/// (also after SIGTERM in `serve`); a secondary leaves its primary's alone. Only a
+/// killed process leaves one.
 fn remove_runtime_dir_at_exit() {
     // SAFETY: EAL is initialised; both calls only read EAL's configuration, and the
     // returned string is EAL's static buffer, copied out at once.
@@ -247,12 +248,6 @@ fn remove_runtime_dir_at_exit() {
     if unsafe { libc::atexit(remove_runtime_dir) } != 0 {
         tracing::debug!("atexit refused the runtime directory clean-up");
     }
-}
-
-/// The runtime directory EAL created for this process, when it is the primary one
-/// (removed at exit).
-pub fn runtime_dir() -> Option<&'static std::path::Path> {
-    RUNTIME_DIR.get().map(std::path::PathBuf::as_path)
 }
 
 /// Monotonic nanoseconds from the TSC: what packets carry as their send timestamp.
