@@ -186,12 +186,21 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         );
     }
     let total = started.elapsed();
+    // The agents answer through QEMU, which outlives libvirtd: a daemon that died
+    // meanwhile would go unnoticed until the next command that needs it.
+    let warnings: Vec<String> = lv
+        .find(&plan.env, &plan.pool)
+        .err()
+        .map(|err| libvirt_lost_warning(lv.uri(), &anyhow::Error::new(err)))
+        .into_iter()
+        .collect();
     if ctx.json {
         ui::print_json(&serde_json::json!({
             "env": ctx.env,
             "accel": plan.accel,
             "accel_reason": plan.accel_reason,
             "actions": plan.actions,
+            "warnings": warnings,
             "seconds": total.as_secs_f64(),
             "vms": results.iter().map(|r| serde_json::json!({
                 "vm": r.name, "agent_health": "SERVING", "serving_after_s": r.after.as_secs_f64(),
@@ -208,8 +217,21 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             total.as_secs_f64()
         );
         println!("next: dpdkhost status | dpdkhost ssh 1 | dpdkhost down -y");
+        for warning in &warnings {
+            eprintln!("warning: {warning}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a lab whose agents all serve may still be hard to manage: libvirtd at `uri`
+/// stopped answering.
+fn libvirt_lost_warning(uri: &str, error: &anyhow::Error) -> String {
+    format!(
+        "libvirtd ({uri}) no longer answers ({error:#}). The VMs run and their agents \
+         serve, but `status`, `down` and the other libvirt commands fail until it is back \
+         (no init system: `scripts/start-libvirtd`)"
+    )
 }
 
 fn state_of(
@@ -444,5 +466,23 @@ fn report_failure(ctx: &Context, lv: &Libvirt, plan: &Plan, state: &State, r: &W
                 vm.ssh
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_libvirtd_warning_names_the_daemon_the_cause_and_the_fix() {
+        let cause =
+            anyhow::anyhow!("End of file while reading data").context("cannot list domains");
+        let warning = libvirt_lost_warning("qemu:///system", &cause);
+        assert!(warning.contains("qemu:///system"), "{warning}");
+        assert!(
+            warning.contains("cannot list domains: End of file"),
+            "{warning}"
+        );
+        assert!(warning.contains("scripts/start-libvirtd"), "{warning}");
     }
 }
