@@ -210,28 +210,36 @@ impl Agent {
     /// Waits for the agent to exit by itself.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let child = self.child.as_mut().unwrap();
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "agent still running after {within:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        exit_status_within(child, within)
+            .unwrap_or_else(|| panic!("agent still running after {within:?}:\n{}", self.log()))
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        assert!(sigterm(self.pid()), "kill -TERM {}", self.pid());
         self.wait_exit(within)
+    }
+}
+
+/// Sends SIGTERM to `pid`; whether `kill` succeeded.
+fn sigterm(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// The child's exit status once it has exited, or None if it still runs after `within`.
+fn exit_status_within(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -243,12 +251,8 @@ impl Drop for Agent {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             if let Ok(None) = child.try_wait() {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status();
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
+                if sigterm(child.id()) {
+                    exit_status_within(&mut child, Duration::from_secs(10));
                 }
             }
             let _ = child.kill();
