@@ -217,6 +217,16 @@ impl Found {
     }
 }
 
+/// A domain's definition, state and whether it runs; on failure, which of them.
+fn read_domain(
+    dom: &Domain,
+) -> Result<(String, virt::sys::virDomainState, bool), (&'static str, virt::error::Error)> {
+    let xml = dom.get_xml_desc(0).map_err(|e| ("definition", e))?;
+    let (state, _) = dom.get_state().map_err(|e| ("state", e))?;
+    let active = dom.is_active().map_err(|e| ("state", e))?;
+    Ok((xml, state, active))
+}
+
 fn state_name(state: virt::sys::virDomainState) -> &'static str {
     match state {
         virt::sys::VIR_DOMAIN_RUNNING => "running",
@@ -282,7 +292,10 @@ impl Libvirt {
         let names = Names::new(env);
         let mut found = Found::default();
         if let Some(pool) = self.pool(pool_name)? {
-            let active = pool.is_active().unwrap_or(false);
+            let active = pool.is_active().map_err(|source| ProvisionError::Libvirt {
+                what: format!("read whether pool {pool_name} runs"),
+                source,
+            })?;
             let path = pool::target_path(&pool).unwrap_or_default();
             if active {
                 let all = pool::volume_names(&pool)?;
@@ -302,7 +315,11 @@ impl Libvirt {
         for net in nets {
             if let Ok(name) = net.get_name() {
                 if names.owns_network(&name) {
-                    if !net.is_active().unwrap_or(false) {
+                    let active = net.is_active().map_err(|source| ProvisionError::Libvirt {
+                        what: format!("read whether network {name} runs"),
+                        source,
+                    })?;
+                    if !active {
                         found.inactive_networks.push(name.clone());
                     }
                     if name == names.mgmt_network() {
@@ -332,7 +349,19 @@ impl Libvirt {
             let Some(index) = names.domain_index(&name) else {
                 continue;
             };
-            let xml = dom.get_xml_desc(0).unwrap_or_default();
+            // An error here is not "stopped": read so, it would plan a start (or a
+            // replacement) of a VM that runs. Only a domain undefined since the listing
+            // is skipped.
+            let (xml, state, active) = match read_domain(&dom) {
+                Ok(read) => read,
+                Err((_, e)) if e.code() == ErrorNumber::NoDomain => continue,
+                Err((what, source)) => {
+                    return Err(ProvisionError::Libvirt {
+                        what: format!("read the {what} of domain {name}"),
+                        source,
+                    })
+                }
+            };
             let meta = VmMeta::parse(&xml);
             // A domain with our name but another environment's metadata is not ours.
             if let Some(m) = &meta {
@@ -340,15 +369,12 @@ impl Libvirt {
                     continue;
                 }
             }
-            let (state, _) = dom
-                .get_state()
-                .unwrap_or((virt::sys::VIR_DOMAIN_NOSTATE, 0));
             let accel = domain::attr(&xml[..xml.find('>').unwrap_or(0)], "type")
                 .and_then(|t| Accel::from_domain_type(&t));
             found.domains.push(FoundDomain {
                 name,
                 index,
-                active: dom.is_active().unwrap_or(false),
+                active,
                 state: state_name(state).to_owned(),
                 accel,
                 meta: meta.unwrap_or_else(|| VmMeta {
