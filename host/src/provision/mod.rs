@@ -315,10 +315,17 @@ impl Libvirt {
         for net in nets {
             if let Ok(name) = net.get_name() {
                 if names.owns_network(&name) {
-                    let active = net.is_active().map_err(|source| ProvisionError::Libvirt {
-                        what: format!("read whether network {name} runs"),
-                        source,
-                    })?;
+                    let active = match net.is_active() {
+                        Ok(active) => active,
+                        // Undefined since the listing.
+                        Err(e) if e.code() == ErrorNumber::NoNetwork => continue,
+                        Err(source) => {
+                            return Err(ProvisionError::Libvirt {
+                                what: format!("read whether network {name} runs"),
+                                source,
+                            })
+                        }
+                    };
                     if !active {
                         found.inactive_networks.push(name.clone());
                     }
