@@ -189,7 +189,7 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     // The agents answer through QEMU, which outlives libvirtd: a daemon that died
     // meanwhile would go unnoticed until the next command that needs it.
     let warnings: Vec<String> = lv
-        .find(&plan.env, &plan.pool)
+        .ping()
         .err()
         .map(|err| libvirt_lost_warning(lv.uri(), &anyhow::Error::new(err)))
         .into_iter()

@@ -282,6 +282,17 @@ impl Libvirt {
         u.starts_with("test:") || !u.contains("://") || u.contains(":///")
     }
 
+    /// One round trip to the daemon: whether it still answers.
+    pub fn ping(&self) -> Result<(), ProvisionError> {
+        self.conn
+            .get_lib_version()
+            .map(drop)
+            .map_err(|source| ProvisionError::Libvirt {
+                what: "ask libvirtd for its version".into(),
+                source,
+            })
+    }
+
     /// The pool, if defined.
     pub fn pool(&self, name: &str) -> Result<Option<StoragePool>, ProvisionError> {
         lookup(StoragePool::lookup_by_name(&self.conn, name))
@@ -667,6 +678,7 @@ mod tests {
     fn find_and_teardown_on_the_test_driver() {
         let lv = Libvirt::open("test:///default").unwrap();
         assert!(lv.is_local());
+        lv.ping().unwrap();
         // test:///default has a domain "test" that is not ours.
         let before = lv.find("t", "dpdkhost").unwrap();
         assert!(before.is_empty() && before.pool.is_none());
