@@ -216,14 +216,36 @@ impl State {
     }
 }
 
-/// Creates `dir` (mode 0700) when missing.
+/// Creates `dir` (mode 0700) when missing. One that exists with looser modes (made by
+/// hand, or by an older dpdkhost) is tightened, and so is every file in it: they hold
+/// the CA key, the client key and the VMs' SSH keys.
 pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(io("create", dir))
+        .map_err(io("create", dir))?;
+    let tighten = |path: &Path, mode: u32| -> Result<(), StateError> {
+        let meta = std::fs::symlink_metadata(path).map_err(io("inspect", path))?;
+        if !meta.file_type().is_symlink() && meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(io("tighten the mode of", path))?;
+        }
+        Ok(())
+    };
+    tighten(dir, 0o700)?;
+    for entry in std::fs::read_dir(dir).map_err(io("list", dir))? {
+        let entry = entry.map_err(io("list", dir))?;
+        let path = entry.path();
+        let mode = if entry.file_type().map_err(io("inspect", &path))?.is_dir() {
+            0o700
+        } else {
+            0o600
+        };
+        tighten(&path, mode)?;
+    }
+    Ok(())
 }
 
 /// Writes a file readable by its owner only, atomically (temp file + rename).
@@ -291,6 +313,22 @@ mod tests {
                 host_key: "ssh-ed25519 AAAA".into(),
             }],
         }
+    }
+
+    #[test]
+    fn a_loose_state_directory_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        std::fs::create_dir(&env).unwrap();
+        std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let key = env.join("ca.key");
+        std::fs::write(&key, "secret").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        ensure_dir(&env).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&env), 0o700);
+        assert_eq!(mode(&key), 0o600);
     }
 
     #[test]

@@ -51,12 +51,18 @@ impl std::fmt::Debug for CertificateAuthority {
     }
 }
 
+/// How long a certificate is valid from its issue: a lab lives for hours or days, but an
+/// environment's CA is kept until `down`, and its certificates must not expire under a
+/// lab that someone leaves up.
+pub const VALIDITY: time::Duration = time::Duration::days(3650);
+/// How far back a certificate's validity starts: a guest's clock, set from the host's
+/// RTC at boot and not synced under TCG, may run a little behind the host's.
+pub const CLOCK_SKEW_ALLOWANCE: time::Duration = time::Duration::hours(1);
+
 fn validity(params: &mut CertificateParams) {
-    // A lab lives for hours or days; ten years avoids clock-skew surprises in guests
-    // whose clock starts before NTP (or never syncs under TCG).
-    let now = rcgen::date_time_ymd(2024, 1, 1);
-    params.not_before = now;
-    params.not_after = rcgen::date_time_ymd(2044, 1, 1);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - CLOCK_SKEW_ALLOWANCE;
+    params.not_after = now + VALIDITY;
 }
 
 impl CertificateAuthority {
@@ -172,5 +178,31 @@ mod tests {
         assert!(server.key_pem.contains("PRIVATE KEY"));
         let client = ca.issue_client("dpdkhost").unwrap();
         assert_ne!(client.cert_pem, server.cert_pem);
+    }
+
+    #[test]
+    fn certificates_are_valid_for_ten_years_from_issue() {
+        let ca = CertificateAuthority::generate("dpdkhost test CA").unwrap();
+        let server = ca.issue_server(&["vm1".into()], &[]).unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        for pem in [ca.cert_pem(), server.cert_pem.as_str()] {
+            let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+            let cert = pem.parse_x509().unwrap();
+            let validity = cert.validity();
+            let (from, to) = (
+                validity.not_before.timestamp(),
+                validity.not_after.timestamp(),
+            );
+            let skew = CLOCK_SKEW_ALLOWANCE.whole_seconds();
+            assert!(
+                (now - skew - 60..=now - skew + 60).contains(&from),
+                "not before {from}, now {now}"
+            );
+            let ten_years = VALIDITY.whole_seconds();
+            assert!(
+                (now + ten_years - 60..=now + ten_years + 60).contains(&to),
+                "not after {to}, now {now}"
+            );
+        }
     }
 }

@@ -492,11 +492,20 @@ impl Libvirt {
         progress: &dyn Progress,
     ) -> Result<(), ProvisionError> {
         let names = Names::new(&plan.env);
-        let pool = pool::ensure(&self.conn, &plan.pool, &plan.pool_path)?;
+        let qemu = pool::QemuAccount::of(&self.conn);
+        let pool = pool::ensure(&self.conn, &plan.pool, &plan.pool_path, qemu)?;
         let dir = pool::target_path(&pool)?;
         let path = |n: &str| dir.join(n);
         let transfer =
             pool::Transfer::choose(self.is_local() && !self.uri.starts_with("test:"), &dir);
+        if let pool::Transfer::Local(dir) = &transfer {
+            pool::tighten(dir, qemu, &names.prefix())?;
+        }
+        let dest = pool::Destination {
+            pool: &pool,
+            transfer: &transfer,
+            qemu,
+        };
         for action in &plan.actions {
             match action {
                 Action::CreatePool => {}
@@ -507,8 +516,7 @@ impl Libvirt {
                     ));
                     pool::upload_file(
                         &self.conn,
-                        &pool,
-                        &transfer,
+                        &dest,
                         &names.base(),
                         &base.disk,
                         &base.sha256,
@@ -517,8 +525,7 @@ impl Libvirt {
                     if let Some(boot) = &base.boot {
                         pool::upload_file(
                             &self.conn,
-                            &pool,
-                            &transfer,
+                            &dest,
                             &names.kernel(),
                             &boot.kernel,
                             &boot.kernel_sha256,
@@ -526,8 +533,7 @@ impl Libvirt {
                         )?;
                         pool::upload_file(
                             &self.conn,
-                            &pool,
-                            &transfer,
+                            &dest,
                             &names.initrd(),
                             &boot.initrd,
                             &boot.initrd_sha256,
@@ -588,9 +594,10 @@ impl Libvirt {
                         plan.disk_bytes,
                         &base_path,
                         base.format,
+                        qemu,
                     )?;
                     let seed = make_seed(vm)?;
-                    pool::upload_bytes(&self.conn, &pool, &transfer, &names.seed(vm.index), &seed)?;
+                    pool::upload_bytes(&self.conn, &dest, &names.seed(vm.index), &seed)?;
                     pool::refresh(&pool)?;
                     let spec = plan.domain_spec(vm, &dir, base.boot.is_some());
                     Domain::define_xml(&self.conn, &domain::domain_xml(&spec)).map_err(
@@ -696,7 +703,8 @@ mod tests {
             .unwrap()
             .create()
             .unwrap();
-        let p = pool::ensure(lv.conn(), "dpdkhost", Path::new("/pool")).unwrap();
+        let qemu = pool::QemuAccount::of(lv.conn());
+        let p = pool::ensure(lv.conn(), "dpdkhost", Path::new("/pool"), qemu).unwrap();
         for v in [
             "dpdkhost-t-vm1.qcow2",
             "dpdkhost-t-base.img",
@@ -704,7 +712,13 @@ mod tests {
         ] {
             virt::storage_vol::StorageVol::create_xml(
                 &p,
-                &pool::overlay_xml(v, 1 << 30, Path::new("/x"), crate::image::DiskFormat::Raw),
+                &pool::overlay_xml(
+                    v,
+                    1 << 30,
+                    Path::new("/x"),
+                    crate::image::DiskFormat::Raw,
+                    qemu,
+                ),
                 0,
             )
             .unwrap();

@@ -15,13 +15,116 @@ use super::domain::esc;
 use super::{lookup, ProvisionError};
 use crate::image::{DiskFormat, Progress};
 
+/// The account QEMU runs as, which must read (and write) the pool's files. Seeds hold
+/// the agent's TLS key and the VM's SSH host key, so nobody else may read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QemuAccount {
+    /// Its user id.
+    pub uid: u32,
+    /// Its group id.
+    pub gid: u32,
+}
+
+/// The pool directory's mode: its owner (root, or the session's user) does everything,
+/// QEMU's group may only pass through to files it is given by name.
+pub const POOL_DIR_MODE: u32 = 0o710;
+/// Every volume's mode: read and write for its owner (QEMU's account) alone.
+pub const VOLUME_MODE: u32 = 0o600;
+
+impl QemuAccount {
+    /// What libvirt says QEMU runs as: the DAC security model's base label in the
+    /// host capabilities (`+64055:+64055` on Debian's qemu:///system). Without one
+    /// (qemu:///session, the test driver), QEMU runs as this process's user.
+    pub fn of(conn: &Connect) -> QemuAccount {
+        let this_process = QemuAccount {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        conn.get_capabilities()
+            .ok()
+            .and_then(|xml| Self::from_capabilities(&xml))
+            .unwrap_or(this_process)
+    }
+
+    fn from_capabilities(xml: &str) -> Option<QemuAccount> {
+        let doc = roxmltree::Document::parse(xml).ok()?;
+        let secmodel = doc.descendants().find(|node| {
+            node.has_tag_name("secmodel")
+                && node
+                    .children()
+                    .any(|c| c.has_tag_name("model") && c.text() == Some("dac"))
+        })?;
+        let label = secmodel
+            .children()
+            .filter(|c| c.has_tag_name("baselabel"))
+            .find(|c| matches!(c.attribute("type"), Some("qemu") | Some("kvm")))?
+            .text()?;
+        let (uid, gid) = label.split_once(':')?;
+        let id = |part: &str| part.trim().trim_start_matches('+').parse().ok();
+        Some(QemuAccount {
+            uid: id(uid)?,
+            gid: id(gid)?,
+        })
+    }
+
+    fn permissions_xml(&self, mode: u32, owner: u32) -> String {
+        format!(
+            "<permissions><mode>{mode:04o}</mode><owner>{owner}</owner><group>{}</group></permissions>",
+            self.gid
+        )
+    }
+
+    /// `<permissions>` of a volume: QEMU's account owns it, mode 0600.
+    fn volume_permissions(&self) -> String {
+        self.permissions_xml(VOLUME_MODE, self.uid)
+    }
+}
+
 /// The pool's XML.
-pub fn pool_xml(name: &str, path: &Path) -> String {
+pub fn pool_xml(name: &str, path: &Path, qemu: QemuAccount) -> String {
+    let owner = nix::unistd::geteuid().as_raw();
     format!(
-        "<pool type='dir'>\n  <name>{}</name>\n  <target>\n    <path>{}</path>\n    <permissions><mode>0755</mode></permissions>\n  </target>\n</pool>\n",
+        "<pool type='dir'>\n  <name>{}</name>\n  <target>\n    <path>{}</path>\n    {}\n  </target>\n</pool>\n",
         esc(name),
-        esc(&path.to_string_lossy())
+        esc(&path.to_string_lossy()),
+        qemu.permissions_xml(POOL_DIR_MODE, owner)
     )
+}
+
+/// Tightens a pool directory that an older dpdkhost (or a person) made readable to
+/// everyone, and the files of environment `prefix` in it: the directory to
+/// [`POOL_DIR_MODE`] with QEMU's group, each file to [`VOLUME_MODE`] (its owner is
+/// left as it is: libvirt gives a running VM's disks to QEMU and back).
+pub fn tighten(dir: &Path, qemu: QemuAccount, prefix: &str) -> Result<(), ProvisionError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ProvisionError::Io { path, source }
+    };
+    let meta = std::fs::metadata(dir).map_err(io(dir))?;
+    if meta.permissions().mode() & 0o7777 != POOL_DIR_MODE {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(POOL_DIR_MODE))
+            .map_err(io(dir))?;
+    }
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::MetadataExt;
+        if meta.gid() != qemu.gid {
+            std::os::unix::fs::chown(dir, None, Some(qemu.gid)).map_err(io(dir))?;
+        }
+    }
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let meta = entry.metadata().map_err(io(&path))?;
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(VOLUME_MODE))
+                .map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 fn lv(what: impl Into<String>) -> impl FnOnce(virt::error::Error) -> ProvisionError {
@@ -30,11 +133,16 @@ fn lv(what: impl Into<String>) -> impl FnOnce(virt::error::Error) -> ProvisionEr
 }
 
 /// The pool, defined, built and started when missing or inactive.
-pub fn ensure(conn: &Connect, name: &str, path: &Path) -> Result<StoragePool, ProvisionError> {
+pub fn ensure(
+    conn: &Connect,
+    name: &str,
+    path: &Path,
+    qemu: QemuAccount,
+) -> Result<StoragePool, ProvisionError> {
     let pool = match lookup(StoragePool::lookup_by_name(conn, name))? {
         Some(pool) => pool,
         None => {
-            let pool = StoragePool::define_xml(conn, &pool_xml(name, path), 0)
+            let pool = StoragePool::define_xml(conn, &pool_xml(name, path, qemu), 0)
                 .map_err(lv(format!("define pool {name}")))?;
             pool.build(0)
                 .map_err(lv(format!("build pool {name} at {}", path.display())))?;
@@ -66,10 +174,11 @@ pub fn volume_names(pool: &StoragePool) -> Result<Vec<String>, ProvisionError> {
     pool.list_volumes().map_err(lv("list volumes"))
 }
 
-fn raw_volume_xml(name: &str, size: u64) -> String {
+fn raw_volume_xml(name: &str, size: u64, qemu: QemuAccount) -> String {
     format!(
-        "<volume>\n  <name>{}</name>\n  <capacity unit='bytes'>{size}</capacity>\n  <allocation unit='bytes'>0</allocation>\n  <target>\n    <format type='raw'/>\n    <permissions><mode>0644</mode></permissions>\n  </target>\n</volume>\n",
-        esc(name)
+        "<volume>\n  <name>{}</name>\n  <capacity unit='bytes'>{size}</capacity>\n  <allocation unit='bytes'>0</allocation>\n  <target>\n    <format type='raw'/>\n    {}\n  </target>\n</volume>\n",
+        esc(name),
+        qemu.volume_permissions()
     )
 }
 
@@ -79,10 +188,12 @@ pub fn overlay_xml(
     capacity_bytes: u64,
     backing: &Path,
     backing_format: DiskFormat,
+    qemu: QemuAccount,
 ) -> String {
     format!(
-        "<volume>\n  <name>{}</name>\n  <capacity unit='bytes'>{capacity_bytes}</capacity>\n  <target>\n    <format type='qcow2'/>\n    <permissions><mode>0644</mode></permissions>\n  </target>\n  <backingStore>\n    <path>{}</path>\n    <format type='{}'/>\n  </backingStore>\n</volume>\n",
+        "<volume>\n  <name>{}</name>\n  <capacity unit='bytes'>{capacity_bytes}</capacity>\n  <target>\n    <format type='qcow2'/>\n    {}\n  </target>\n  <backingStore>\n    <path>{}</path>\n    <format type='{}'/>\n  </backingStore>\n</volume>\n",
         esc(name),
+        qemu.volume_permissions(),
         esc(&backing.to_string_lossy()),
         backing_format.as_str()
     )
@@ -120,9 +231,14 @@ fn volume_busy(err: &virt::error::Error) -> bool {
     .any(|busy| text.contains(busy))
 }
 
-fn create_raw(pool: &StoragePool, name: &str, size: u64) -> Result<StorageVol, ProvisionError> {
+fn create_raw(
+    pool: &StoragePool,
+    name: &str,
+    size: u64,
+    qemu: QemuAccount,
+) -> Result<StorageVol, ProvisionError> {
     delete_volume(pool, name)?;
-    StorageVol::create_xml(pool, &raw_volume_xml(name, size), 0)
+    StorageVol::create_xml(pool, &raw_volume_xml(name, size, qemu), 0)
         .map_err(lv(format!("create volume {name}")))
 }
 
@@ -176,6 +292,7 @@ fn write_local(
     src: &mut dyn Read,
     len: u64,
     progress: &dyn Progress,
+    qemu: QemuAccount,
 ) -> Result<(PathBuf, String), ProvisionError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -189,9 +306,13 @@ fn write_local(
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(VOLUME_MODE)
         .open(&path)
         .map_err(io)?;
+    // Written by root for QEMU's account, as libvirt would have made the volume.
+    if nix::unistd::geteuid().as_raw() != qemu.uid {
+        std::os::unix::fs::fchown(&out, Some(qemu.uid), Some(qemu.gid)).map_err(io)?;
+    }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
     let mut done = 0u64;
@@ -226,20 +347,42 @@ pub fn refresh(pool: &StoragePool) -> Result<(), ProvisionError> {
     }
 }
 
+/// Where an upload goes: the pool, how its files are written, and for whom.
+pub struct Destination<'a> {
+    /// The pool.
+    pub pool: &'a StoragePool,
+    /// Through libvirt or straight into its directory.
+    pub transfer: &'a Transfer,
+    /// The account that owns the volume.
+    pub qemu: QemuAccount,
+}
+
 /// Stores `bytes` as raw volume `name`; returns its path.
 pub fn upload_bytes(
     conn: &Connect,
-    pool: &StoragePool,
-    transfer: &Transfer,
+    dest: &Destination<'_>,
     name: &str,
     bytes: &[u8],
 ) -> Result<PathBuf, ProvisionError> {
+    let Destination {
+        pool,
+        transfer,
+        qemu,
+    } = *dest;
     let len = bytes.len() as u64;
     if let Transfer::Local(dir) = transfer {
-        let (path, _) = write_local(pool, dir, name, &mut &bytes[..], len, &crate::image::Quiet)?;
+        let (path, _) = write_local(
+            pool,
+            dir,
+            name,
+            &mut &bytes[..],
+            len,
+            &crate::image::Quiet,
+            qemu,
+        )?;
         return Ok(path);
     }
-    let vol = create_raw(pool, name, len)?;
+    let vol = create_raw(pool, name, len, qemu)?;
     let stream = Stream::new(conn, 0).map_err(lv("open a stream"))?;
     vol.upload(&stream, 0, len, 0)
         .map_err(lv(format!("start upload into {name}")))?;
@@ -257,13 +400,17 @@ pub fn upload_bytes(
 /// Stores file `src` as volume `name`, checking its sha256 on the way; returns the path.
 pub fn upload_file(
     conn: &Connect,
-    pool: &StoragePool,
-    transfer: &Transfer,
+    dest: &Destination<'_>,
     name: &str,
     src: &Path,
     sha256: &str,
     progress: &dyn Progress,
 ) -> Result<PathBuf, ProvisionError> {
+    let Destination {
+        pool,
+        transfer,
+        qemu,
+    } = *dest;
     let io = |source| ProvisionError::Io {
         path: src.to_owned(),
         source,
@@ -276,14 +423,14 @@ pub fn upload_file(
         actual,
     };
     if let Transfer::Local(dir) = transfer {
-        let (path, actual) = write_local(pool, dir, name, &mut file, len, progress)?;
+        let (path, actual) = write_local(pool, dir, name, &mut file, len, progress, qemu)?;
         if actual != sha256 {
             let _ = std::fs::remove_file(&path);
             return Err(mismatch(actual));
         }
         return Ok(path);
     }
-    let vol = create_raw(pool, name, len)?;
+    let vol = create_raw(pool, name, len, qemu)?;
     let stream = Stream::new(conn, 0).map_err(lv("open a stream"))?;
     vol.upload(&stream, 0, len, 0)
         .map_err(lv(format!("start upload into {name}")))?;
@@ -321,11 +468,12 @@ pub fn create_overlay(
     capacity_bytes: u64,
     backing: &Path,
     backing_format: DiskFormat,
+    qemu: QemuAccount,
 ) -> Result<PathBuf, ProvisionError> {
     delete_volume(pool, name)?;
     let vol = StorageVol::create_xml(
         pool,
-        &overlay_xml(name, capacity_bytes, backing, backing_format),
+        &overlay_xml(name, capacity_bytes, backing, backing_format, qemu),
         0,
     )
     .map_err(lv(format!("create overlay {name}")))?;
@@ -354,6 +502,78 @@ pub fn remove_if_empty(pool: &StoragePool) -> Result<bool, ProvisionError> {
 mod tests {
     use super::*;
 
+    const QEMU: QemuAccount = QemuAccount {
+        uid: 64055,
+        gid: 64055,
+    };
+
+    #[test]
+    fn qemu_account_comes_from_the_dac_base_label() {
+        let caps = "<capabilities><host><secmodel><model>none</model><doi>0</doi></secmodel>\
+            <secmodel><model>dac</model><doi>0</doi>\
+            <baselabel type='kvm'>+64055:+994</baselabel>\
+            <baselabel type='qemu'>+64055:+994</baselabel></secmodel></host></capabilities>";
+        assert_eq!(
+            QemuAccount::from_capabilities(caps),
+            Some(QemuAccount {
+                uid: 64055,
+                gid: 994
+            })
+        );
+        assert_eq!(
+            QemuAccount::from_capabilities("<capabilities><host/></capabilities>"),
+            None
+        );
+    }
+
+    #[test]
+    fn pool_and_volumes_are_private_to_qemu() {
+        let pool = pool_xml("dpdkhost", Path::new("/p"), QEMU);
+        let pool = roxmltree::Document::parse(&pool).unwrap();
+        let text = |doc: &roxmltree::Document, tag: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name(tag))
+                .and_then(|n| n.text())
+                .map(str::to_owned)
+        };
+        assert_eq!(text(&pool, "mode").as_deref(), Some("0710"));
+        assert_eq!(text(&pool, "group").as_deref(), Some("64055"));
+        for xml in [
+            raw_volume_xml("dpdkhost-t-vm1-seed.img", 4096, QEMU),
+            overlay_xml("v", 1 << 30, Path::new("/p/b"), DiskFormat::Raw, QEMU),
+        ] {
+            let doc = roxmltree::Document::parse(&xml).unwrap();
+            assert_eq!(text(&doc, "mode").as_deref(), Some("0600"), "{xml}");
+            assert_eq!(text(&doc, "owner").as_deref(), Some("64055"), "{xml}");
+        }
+    }
+
+    #[test]
+    fn a_loose_pool_directory_and_the_environments_files_are_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let seed = dir.path().join("dpdkhost-t-vm1-seed.img");
+        let other = dir.path().join("someone-elses.img");
+        for file in [&seed, &other] {
+            std::fs::write(file, b"x").unwrap();
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let me = QemuAccount {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        tighten(dir.path(), me, "dpdkhost-t-").unwrap();
+        assert_eq!(mode(dir.path()), 0o710);
+        assert_eq!(mode(&seed), 0o600);
+        assert_eq!(
+            mode(&other),
+            0o644,
+            "files of others are not ours to change"
+        );
+    }
+
     #[test]
     fn overlay_xml_names_its_backing_file() {
         let x = overlay_xml(
@@ -361,6 +581,7 @@ mod tests {
             8 << 30,
             Path::new("/p/dpdkhost-t-base.qcow2"),
             DiskFormat::Qcow2,
+            QEMU,
         );
         assert!(x.contains("<capacity unit='bytes'>8589934592</capacity>"));
         assert!(x.contains("<path>/p/dpdkhost-t-base.qcow2</path>"));
@@ -393,7 +614,13 @@ mod tests {
     fn pool_lifecycle_on_the_test_driver() {
         virt::error::clear_error_callback();
         let conn = Connect::open(Some("test:///default")).unwrap();
-        let pool = ensure(&conn, "dpdkhost-test", Path::new("/var/lib/dpdkhost-test")).unwrap();
+        let pool = ensure(
+            &conn,
+            "dpdkhost-test",
+            Path::new("/var/lib/dpdkhost-test"),
+            QEMU,
+        )
+        .unwrap();
         assert!(pool.is_active().unwrap());
         assert_eq!(
             target_path(&pool).unwrap(),
@@ -401,7 +628,8 @@ mod tests {
         );
         // The test driver has no upload, but creates volumes.
         let vol =
-            StorageVol::create_xml(&pool, &raw_volume_xml("dpdkhost-t-seed.img", 4096), 0).unwrap();
+            StorageVol::create_xml(&pool, &raw_volume_xml("dpdkhost-t-seed.img", 4096, QEMU), 0)
+                .unwrap();
         drop(vol);
         assert_eq!(
             volume_names(&pool).unwrap(),
