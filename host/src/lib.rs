@@ -15,6 +15,7 @@ pub mod plan;
 pub mod provision;
 pub mod results;
 pub mod seed;
+pub mod shell;
 pub mod state;
 pub mod testpmd;
 pub mod ui;

@@ -23,7 +23,7 @@
 //!   RX-error, and the receiving QEMU's UDP socket drops.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -61,6 +61,15 @@ pub enum TestpmdError {
     /// An agent refused to hand its port over or to take it back.
     #[error("agent")]
     Agent(#[from] DriveError),
+    /// An agent's ReleasePort reply held a value of the wrong form.
+    #[error("{vm}: untrusted reply")]
+    Untrusted {
+        /// The VM.
+        vm: String,
+        /// What was wrong.
+        #[source]
+        source: UntrustedValue,
+    },
     /// Too few hugepages are free next to the released agent.
     #[error("{vm}: {free} hugepages of 2 MiB are free next to the released agent; testpmd needs {NEEDED_HUGEPAGES} (raise `hugepages` in dpdkhost.toml)")]
     Hugepages {
@@ -96,11 +105,11 @@ pub enum Role {
     /// `--forward-mode=txonly` to the peer.
     Tx {
         /// The receiver's MAC (`--eth-peer`).
-        peer_mac: String,
-        /// Source and destination IPs (`--tx-ip`).
-        src_ip: String,
+        peer_mac: [u8; 6],
+        /// Source IP (`--tx-ip`).
+        src_ip: Ipv4Addr,
         /// Destination IP.
-        dst_ip: String,
+        dst_ip: Ipv4Addr,
         /// Frame size without FCS (`--txpkts`).
         size: u32,
     },
@@ -108,11 +117,195 @@ pub enum Role {
     Rx,
 }
 
-/// testpmd's arguments for `role` on the port described by the agent's release reply.
+/// An EAL argument an agent told testpmd to use, of the few forms an agent gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EalArg {
+    /// `-a <PCI address>`.
+    Allow(PciAddress),
+    /// `--iova-mode=pa` or `=va`.
+    IovaMode(&'static str),
+    /// `--no-pci`.
+    NoPci,
+    /// `--vdev=<driver name>[,key=value...]`.
+    Vdev(String),
+    /// `--file-prefix=<name>`.
+    FilePrefix(String),
+}
+
+impl EalArg {
+    fn words(&self) -> Vec<String> {
+        match self {
+            EalArg::Allow(pci) => vec!["-a".to_owned(), pci.to_string()],
+            EalArg::IovaMode(mode) => vec![format!("--iova-mode={mode}")],
+            EalArg::NoPci => vec!["--no-pci".to_owned()],
+            EalArg::Vdev(spec) => vec![format!("--vdev={spec}")],
+            EalArg::FilePrefix(name) => vec![format!("--file-prefix={name}")],
+        }
+    }
+}
+
+/// A PCI address `dddd:bb:dd.f`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciAddress {
+    domain: u16,
+    bus: u8,
+    device: u8,
+    function: u8,
+}
+
+impl std::str::FromStr for PciAddress {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let hex = |part: &str, digits: usize| {
+            (part.len() == digits && part.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u16::from_str_radix(part, 16).ok())
+                .flatten()
+                .ok_or(())
+        };
+        let (domain, rest) = text.split_once(':').ok_or(())?;
+        let (bus, rest) = rest.split_once(':').ok_or(())?;
+        let (device, function) = rest.split_once('.').ok_or(())?;
+        let (device, function) = (hex(device, 2)?, hex(function, 1)?);
+        if device > 0x1f || function > 7 {
+            return Err(());
+        }
+        Ok(PciAddress {
+            domain: hex(domain, 4)?,
+            bus: u8::try_from(hex(bus, 2)?).map_err(|_| ())?,
+            device: u8::try_from(device).map_err(|_| ())?,
+            function: u8::try_from(function).map_err(|_| ())?,
+        })
+    }
+}
+
+impl std::fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+/// What an agent's ReleasePort reply says, parsed: every value in it came from a guest,
+/// and some of it ends up on a command line in the other VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// The released NIC's MAC.
+    pub mac: [u8; 6],
+    /// Its data address.
+    pub ip: Ipv4Addr,
+    /// The EAL arguments another process should use.
+    pub eal_args: Vec<EalArg>,
+    /// 2 MiB pages free next to the released agent.
+    pub free_hugepages: u64,
+}
+
+/// A value in an agent's reply that is not of the form it must have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the agent's {field} {value:?} is not {accepted}")]
+pub struct UntrustedValue {
+    /// The reply's field.
+    pub field: &'static str,
+    /// What the agent sent.
+    pub value: String,
+    /// What is accepted.
+    pub accepted: &'static str,
+}
+
+fn untrusted(field: &'static str, value: &str, accepted: &'static str) -> UntrustedValue {
+    UntrustedValue {
+        field,
+        value: value.to_owned(),
+        accepted,
+    }
+}
+
+/// A runtime-directory name: a file name, nothing a path or a shell could read more into.
+fn file_prefix(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A vdev spec as DPDK writes one: a driver name and `key=value` options.
+fn vdev_spec(spec: &str) -> bool {
+    !spec.is_empty()
+        && spec.len() <= 256
+        && spec.starts_with("net_")
+        && spec
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_,=.:/-".contains(&b))
+}
+
+impl Handover {
+    /// Parses a ReleasePort reply.
+    pub fn parse(reply: &v1::ReleasePortReply) -> Result<Handover, UntrustedValue> {
+        let mac = agent_proto::config::parse_mac(&reply.mac)
+            .ok_or_else(|| untrusted("mac", &reply.mac, "a MAC address aa:bb:cc:dd:ee:ff"))?;
+        let ip = agent_proto::config::parse_cidr(&reply.ip)
+            .map(|(ip, _)| ip)
+            .ok_or_else(|| untrusted("ip", &reply.ip, "an IPv4 address with prefix a.b.c.d/n"))?;
+        let mut eal_args = Vec::new();
+        let mut words = reply.eal_args.iter();
+        while let Some(word) = words.next() {
+            const ACCEPTED: &str = "one of -a <dddd:bb:dd.f>, --iova-mode=pa|va, --no-pci, \
+                 --vdev=net_<name>[,key=value], --file-prefix=<name>";
+            let arg = match word.as_str() {
+                "-a" => {
+                    let pci = words.next().map(String::as_str).unwrap_or_default();
+                    EalArg::Allow(
+                        pci.parse().map_err(|()| {
+                            untrusted("eal_args", pci, "a PCI address dddd:bb:dd.f")
+                        })?,
+                    )
+                }
+                "--iova-mode=pa" => EalArg::IovaMode("pa"),
+                "--iova-mode=va" => EalArg::IovaMode("va"),
+                "--no-pci" => EalArg::NoPci,
+                "--file-prefix" => {
+                    let name = words.next().map(String::as_str).unwrap_or_default();
+                    if !file_prefix(name) {
+                        return Err(untrusted(
+                            "eal_args",
+                            name,
+                            "a file prefix of 1-64 [A-Za-z0-9_-]",
+                        ));
+                    }
+                    EalArg::FilePrefix(name.to_owned())
+                }
+                other => {
+                    if let Some(spec) = other.strip_prefix("--vdev=").filter(|spec| vdev_spec(spec))
+                    {
+                        EalArg::Vdev(spec.to_owned())
+                    } else if let Some(name) = other
+                        .strip_prefix("--file-prefix=")
+                        .filter(|name| file_prefix(name))
+                    {
+                        EalArg::FilePrefix(name.to_owned())
+                    } else {
+                        return Err(untrusted("eal_args", other, ACCEPTED));
+                    }
+                }
+            };
+            eal_args.push(arg);
+        }
+        Ok(Handover {
+            mac,
+            ip,
+            eal_args,
+            free_hugepages: reply.free_hugepages,
+        })
+    }
+}
+
+/// testpmd's arguments for `role` on the port an agent handed over.
 /// One vCPU: both lcores on CPU 0; no -m, EAL takes the free pages it needs.
-pub fn arguments(release: &v1::ReleasePortReply, role: &Role) -> Vec<String> {
+pub fn arguments(release: &Handover, role: &Role) -> Vec<String> {
     let mut args = vec!["--lcores=0@0,1@0".to_owned(), "--huge-unlink".to_owned()];
-    args.extend(release.eal_args.iter().cloned());
+    args.extend(release.eal_args.iter().flat_map(EalArg::words));
     args.push("--".to_owned());
     args.extend(
         [
@@ -136,7 +329,10 @@ pub fn arguments(release: &v1::ReleasePortReply, role: &Role) -> Vec<String> {
             size,
         } => {
             args.push("--forward-mode=txonly".to_owned());
-            args.push(format!("--eth-peer=0,{peer_mac}"));
+            args.push(format!(
+                "--eth-peer=0,{}",
+                agent_proto::config::format_mac(peer_mac)
+            ));
             args.push(format!("--tx-ip={src_ip},{dst_ip}"));
             args.push(format!("--txpkts={size}"));
         }
@@ -154,83 +350,39 @@ pub enum Until {
     Told,
 }
 
-/// The remote command: the script as root (testpmd needs the device and hugepages, and
-/// the script signals it directly).
-pub fn remote_command(script: &str) -> String {
-    format!("sudo bash -c '{script}'")
+/// The runner in the guest (see its header): every value is one of its arguments.
+const RUNNER: &str = include_str!("../../cloud-init/testpmd-run.sh");
+
+/// The remote command that runs testpmd with `args` as root (testpmd needs the device
+/// and hugepages, and the runner signals it directly): `sudo bash -c RUNNER ...`, every
+/// word quoted for the login shell ssh hands it to.
+pub fn remote_command(args: &[String], until: Until) -> Result<String, crate::shell::NulInWord> {
+    let mut words = vec!["sudo".to_owned()];
+    words.extend(runner_words(TESTPMD, args, until));
+    crate::shell::join(&words)
 }
 
-/// A bash script (no single quotes, so it fits in `bash -c '...'`) that starts testpmd
-/// and prints each line it prints as `T<guest clock, µs> <line>`; `READY <µs>` at its
-/// first statistics block (forwarding has started); then waits (`until`), prints
-/// `STOP <µs>`, sends SIGINT (testpmd stops forwarding at its next one-second wake-up,
-/// prints its totals and exits) and ends with `EXIT <testpmd's status>`.
-///
-/// The transmitter is signalled `duration` less half a period after its first block
-/// (by the guest's clock), so testpmd stops at the wake-up nearest the end of the
-/// duration: it forwards for the duration to within half a second (more if its
-/// one-second timer slips), and the time is measured, not assumed.
-pub fn remote_script(args: &[String], until: Until) -> String {
-    script(TESTPMD, args, until)
-}
-
-fn script(program: &str, args: &[String], until: Until) -> String {
-    // Waits use `read -t` on a fifo nobody writes (fd 4): a builtin, no fork, which
-    // under TCG next to a busy-polling testpmd can take a good part of a second.
-    let wait = match until {
-        Until::Elapsed(duration) => {
-            let signal_after = duration.saturating_sub(STATS_PERIOD / 2);
-            format!(
-                "left=$(( t0 + {} - ${{EPOCHREALTIME//[!0-9]/}} ))
-  if [ $left -gt 0 ]; then printf -v frac %06d $(( left % 1000000 )); read -r -t $(( left / 1000000 )).$frac -u 4 _; fi",
-                signal_after.as_micros()
-            )
-        }
-        Until::Told => "read -r _go".to_owned(),
+/// `bash -c RUNNER testpmd-run.sh MODE SIGNAL_AFTER_US START_POLLS PROGRAM ARGS...`.
+fn runner_words(program: &str, args: &[String], until: Until) -> Vec<String> {
+    let (mode, signal_after_us) = match until {
+        // Signalled half a period before the duration ends (by the guest's clock),
+        // testpmd stops at the wake-up nearest the end of the duration: it forwards
+        // for the duration to within half a second, and the time is measured, not
+        // assumed.
+        Until::Elapsed(duration) => (
+            "elapsed",
+            duration.saturating_sub(STATS_PERIOD / 2).as_micros(),
+        ),
+        Until::Told => ("told", 0),
     };
-    format!(
-        r#"set -u
-if [ -z "${{EPOCHREALTIME:-}}" ]; then echo "FAILED: this bash has no EPOCHREALTIME (bash 5 needed)"; exit 1; fi
-d=$(mktemp -d /tmp/testpmd.XXXXXX)
-mkfifo $d/out $d/tick
-exec 4<>$d/tick
-stdbuf -oL -eL {program} {args} </dev/null >$d/out 2>&1 &
-pid=$!
-trap "kill -KILL $pid 2>/dev/null; rm -rf $d" EXIT
-while IFS= read -r line; do
-  t=${{EPOCHREALTIME//[!0-9]/}}
-  printf "T%s %s\n" "$t" "$line"
-  if [ ! -e $d/ready ]; then
-    case $line in *"Port statistics"*) echo $t >$d/ready; echo "READY $t";; esac
-  fi
-done <$d/out &
-reader=$!
-n=0
-until [ -s $d/ready ]; do
-  kill -0 $pid 2>/dev/null || break
-  n=$((n+1))
-  if [ $n -gt {polls} ]; then echo "TIMEOUT waiting for forwarding"; kill -KILL $pid; break; fi
-  read -r -t 0.1 -u 4 _
-done
-if [ -s $d/ready ]; then
-  read -r t0 <$d/ready
-  {wait}
-  echo "STOP ${{EPOCHREALTIME//[!0-9]/}}"
-  kill -INT $pid 2>/dev/null
-  n=0
-  while kill -0 $pid 2>/dev/null; do
-    n=$((n+1))
-    if [ $n -gt 600 ]; then echo "KILLED: still running 60 s after SIGINT"; kill -KILL $pid; break; fi
-    read -r -t 0.1 -u 4 _
-  done
-fi
-wait $pid; st=$?
-wait $reader
-echo "EXIT $st"
-"#,
-        args = args.join(" "),
-        polls = START_TIMEOUT.as_millis() / 100,
-    )
+    let mut words: Vec<String> = ["bash", "-c", RUNNER, "testpmd-run.sh", mode]
+        .map(str::to_owned)
+        .to_vec();
+    words.push(signal_after_us.to_string());
+    words.push((START_TIMEOUT.as_millis() / 100).to_string());
+    words.push(program.to_owned());
+    words.extend(args.iter().cloned());
+    words
 }
 
 /// testpmd's final forward statistics for port 0.
@@ -546,7 +698,7 @@ impl Remote {
     fn spawn(
         vm: &str,
         mut ssh: Command,
-        script: &str,
+        command: &str,
         epoch: Instant,
     ) -> Result<Remote, TestpmdError> {
         let ssh_error = |source| TestpmdError::Ssh {
@@ -554,7 +706,7 @@ impl Remote {
             source,
         };
         let mut child = ssh
-            .arg(remote_command(script))
+            .arg(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -643,13 +795,13 @@ impl Remote {
     fn start(
         vm: &str,
         ssh: &SshFactory,
-        script: &str,
+        command: &str,
         timeout: Duration,
         epoch: Instant,
     ) -> Result<Remote, TestpmdError> {
         let mut attempt = 1;
         loop {
-            let mut remote = Remote::spawn(vm, ssh(), script, epoch)?;
+            let mut remote = Remote::spawn(vm, ssh(), command, epoch)?;
             match remote.wait_ready(timeout) {
                 Ok(()) => return Ok(remote),
                 Err(error) if attempt < SSH_ATTEMPTS && remote.ssh_failed() => {
@@ -777,31 +929,39 @@ pub async fn bench(
                 });
             }
         }
-        let src_ip = tx_release
-            .ip
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let dst_ip = rx_release
-            .ip
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let tx_script = remote_script(
+        let tx_handover =
+            Handover::parse(&tx_release).map_err(|source| TestpmdError::Untrusted {
+                vm: tx.endpoint.name.clone(),
+                source,
+            })?;
+        let rx_handover =
+            Handover::parse(&rx_release).map_err(|source| TestpmdError::Untrusted {
+                vm: rx.endpoint.name.clone(),
+                source,
+            })?;
+        let unquotable = |vm: &str| {
+            let vm = vm.to_owned();
+            move |error: crate::shell::NulInWord| TestpmdError::Run {
+                vm,
+                what: error.to_string(),
+                output: String::new(),
+            }
+        };
+        let tx_script = remote_command(
             &arguments(
-                &tx_release,
+                &tx_handover,
                 &Role::Tx {
-                    peer_mac: rx_release.mac.clone(),
-                    src_ip,
-                    dst_ip,
+                    peer_mac: rx_handover.mac,
+                    src_ip: tx_handover.ip,
+                    dst_ip: rx_handover.ip,
                     size,
                 },
             ),
             Until::Elapsed(duration),
-        );
-        let rx_script = remote_script(&arguments(&rx_release, &Role::Rx), Until::Told);
+        )
+        .map_err(unquotable(&tx.endpoint.name))?;
+        let rx_script = remote_command(&arguments(&rx_handover, &Role::Rx), Until::Told)
+            .map_err(unquotable(&rx.endpoint.name))?;
         let (tx_vm, rx_vm) = (tx.endpoint.name.clone(), rx.endpoint.name.clone());
         on_step(&format!("testpmd baseline: rxonly starting on {rx_vm}"));
         let blocking = move || -> Result<(RunOutput, RunOutput, u64), TestpmdError> {
@@ -1081,10 +1241,11 @@ print "  TX-packets: ", $n * 100 + 7, "  TX-dropped: 0  TX-total: 0\n\nBye...\n"
         path.display().to_string()
     }
 
-    fn run_script(script: &str, stdin: &str) -> Vec<Line> {
-        let mut child = Command::new("bash")
+    /// Runs a remote command line as the guest's login shell would.
+    fn run_script(command: &str, stdin: &str) -> Vec<Line> {
+        let mut child = Command::new("sh")
             .arg("-c")
-            .arg(script)
+            .arg(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -1109,7 +1270,8 @@ print "  TX-packets: ", $n * 100 + 7, "  TX-dropped: 0  TX-total: 0\n\nBye...\n"
             (Until::Elapsed(Duration::from_millis(900)), ""),
             (Until::Told, "stop\n"),
         ] {
-            let lines = run_script(&script(&program, &args, until), stdin);
+            let command = crate::shell::join(&runner_words(&program, &args, until)).unwrap();
+            let lines = run_script(&command, stdin);
             let text: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
             let marker = |name: &str| text.iter().position(|l| l.starts_with(name));
             let (ready, stop, exit) = (marker("READY "), marker("STOP "), marker("EXIT "));
@@ -1187,9 +1349,10 @@ print "  TX-packets: ", $n * 100 + 7, "  TX-dropped: 0  TX-total: 0\n\nBye...\n"
         assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 1);
     }
 
-    #[test]
-    fn txonly_arguments_name_the_peer_and_the_port() {
-        let release = v1::ReleasePortReply {
+    fn release_reply() -> v1::ReleasePortReply {
+        v1::ReleasePortReply {
+            mac: "52:54:00:00:00:01".into(),
+            ip: "10.0.1.4/24".into(),
             eal_args: vec![
                 "-a".into(),
                 "0000:00:04.0".into(),
@@ -1197,33 +1360,99 @@ print "  TX-packets: ", $n * 100 + 7, "  TX-dropped: 0  TX-total: 0\n\nBye...\n"
                 "--file-prefix".into(),
                 "baseline".into(),
             ],
+            free_hugepages: 40,
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn txonly_arguments_name_the_peer_and_the_port() {
+        let release = Handover::parse(&release_reply()).unwrap();
         let args = arguments(
             &release,
             &Role::Tx {
-                peer_mac: "52:54:00:00:00:02".into(),
-                src_ip: "10.0.1.4".into(),
-                dst_ip: "10.0.1.6".into(),
+                peer_mac: [0x52, 0x54, 0, 0, 0, 2],
+                src_ip: Ipv4Addr::new(10, 0, 1, 4),
+                dst_ip: Ipv4Addr::new(10, 0, 1, 6),
                 size: 64,
             },
         );
         let text = args.join(" ");
-        assert!(text.starts_with("--lcores=0@0,1@0 --huge-unlink -a 0000:00:04.0 --iova-mode=pa"));
+        assert!(text.starts_with(
+            "--lcores=0@0,1@0 --huge-unlink -a 0000:00:04.0 --iova-mode=pa --file-prefix=baseline"
+        ));
         let app = text.split(" -- ").nth(1).unwrap();
         assert!(app.contains("--forward-mode=txonly"));
         assert!(app.contains("--eth-peer=0,52:54:00:00:00:02"));
         assert!(app.contains("--tx-ip=10.0.1.4,10.0.1.6"));
         assert!(app.contains("--txpkts=64"));
         assert!(app.contains("--stats-period=1"));
-        let script = remote_script(&args, Until::Elapsed(Duration::from_secs(10)));
-        assert!(
-            !script.contains('\''),
-            "the script goes inside single quotes"
-        );
+        let command = remote_command(&args, Until::Elapsed(Duration::from_secs(10))).unwrap();
+        assert!(command.starts_with("sudo bash -c '"), "{command}");
         // Signalled half a second before the end, counted from the first statistics
         // block: testpmd stops at its next one-second wake-up.
-        assert!(script.contains("left=$(( t0 + 9500000 - "), "{script}");
-        assert!(remote_command(&script).starts_with("sudo bash -c '"));
+        assert!(
+            command.contains(" testpmd-run.sh elapsed 9500000 2400 /usr/bin/dpdk-testpmd --lcores"),
+            "{command}"
+        );
+    }
+
+    #[test]
+    fn hostile_release_replies_are_refused_naming_the_field() {
+        type Spoil = fn(&mut v1::ReleasePortReply);
+        let cases: [(&str, Spoil); 6] = [
+            ("mac", |r| r.mac = "52:54:00:00:00:01' ; reboot ; '".into()),
+            ("ip", |r| r.ip = "10.0.1.4/24 $(id)".into()),
+            ("eal_args", |r| r.eal_args[1] = "0000:00:04.0;id".into()),
+            ("eal_args", |r| {
+                r.eal_args.push("--vdev=net_ring0,$(id)".into())
+            }),
+            ("eal_args", |r| r.eal_args.push("--log-level=8".into())),
+            ("eal_args", |r| r.eal_args[4] = "../../etc".into()),
+        ];
+        for (field, spoil) in cases {
+            let mut reply = release_reply();
+            spoil(&mut reply);
+            let error = Handover::parse(&reply).unwrap_err();
+            assert_eq!(error.field, field, "{error}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Whatever an agent puts in its reply, it is refused or it is one of the
+        /// accepted forms, and the command line a shell runs holds exactly the words.
+        #[test]
+        fn any_release_reply_is_refused_or_stays_words(
+            mac in proptest::prop_oneof!["([0-9a-f]{2}:){5}[0-9a-f]{2}", "[^\\x00]{0,20}"],
+            ip in proptest::prop_oneof!["10\\.0\\.1\\.[0-9]{1,3}/[0-9]{1,2}", "[^\\x00]{0,20}"],
+            eal in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just("-a".to_owned()),
+                "[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-9]",
+                "--vdev=net_[a-z0-9_,=.:/$();'` -]{0,12}",
+                "--file-prefix=[ -~]{0,10}",
+                "--iova-mode=[a-z ]{2,3}",
+                "[^\\x00]{0,20}",
+            ], 0..5),
+        ) {
+            let reply = v1::ReleasePortReply { mac, ip, eal_args: eal, ..Default::default() };
+            if let Ok(handover) = Handover::parse(&reply) {
+                let args = arguments(&handover, &Role::Rx);
+                for arg in &args {
+                    proptest::prop_assert!(
+                        arg.bytes().all(|b| b.is_ascii_graphic()),
+                        "a word that needs quoting got through: {arg:?}"
+                    );
+                }
+                let command = remote_command(&args, Until::Told).unwrap();
+                let out = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("set -- {}; shift 6; printf '%s\\n' \"$@\"", command.trim_start_matches("sudo bash -c ")))
+                    .output()
+                    .unwrap();
+                let seen = String::from_utf8_lossy(&out.stdout);
+                proptest::prop_assert_eq!(seen.lines().collect::<Vec<_>>(), args.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+        }
     }
 }
