@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::accel::{Accel, Decision};
 use crate::config::{Config, NetworkMode, Subnet};
-use crate::provision::domain::{self, DataNic, DomainSpec, KernelBoot, MgmtNic, VmMeta};
+use crate::provision::domain::{self, DataNic, DomainSpec, KernelBoot, MadeWith, MgmtNic, VmMeta};
 use crate::provision::network::Reservation;
 use crate::provision::{Found, Names};
 
@@ -103,6 +103,57 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Domains of the environment beyond vm_count (left alone; `down` removes them).
     pub surplus: Vec<String>,
+    /// Configuration keys that changed since a VM was made: applying the plan replaces
+    /// that VM.
+    pub drift: Vec<Drift>,
+    /// Running VMs that a new base image recreates.
+    pub recreated_for_image: Vec<String>,
+}
+
+/// A configuration key whose value differs from the one a VM was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    /// The VM.
+    pub vm: String,
+    /// The dpdkhost.toml key.
+    pub key: &'static str,
+    /// What the VM has.
+    pub old: String,
+    /// What the configuration says.
+    pub new: String,
+}
+
+/// What each key of `wanted` that differs from `had` is, per VM.
+fn drift(vm: &str, had: &MadeWith, wanted: &MadeWith) -> Vec<Drift> {
+    let pairs: [(&'static str, String, String); 5] = [
+        ("vcpus", had.vcpus.to_string(), wanted.vcpus.to_string()),
+        (
+            "memory_mb",
+            had.memory_mb.to_string(),
+            wanted.memory_mb.to_string(),
+        ),
+        (
+            "disk_gb",
+            had.disk_gb.to_string(),
+            wanted.disk_gb.to_string(),
+        ),
+        (
+            "hugepages",
+            had.hugepages.to_string(),
+            wanted.hugepages.to_string(),
+        ),
+        ("data_subnet", had.data_ip.clone(), wanted.data_ip.clone()),
+    ];
+    pairs
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(key, old, new)| Drift {
+            vm: vm.to_owned(),
+            key,
+            old,
+            new,
+        })
+        .collect()
 }
 
 /// Free ports on 127.0.0.1.
@@ -308,14 +359,33 @@ pub fn make(
         }
     }
     let reupload = actions.contains(&Action::UploadImage);
+    let (vcpus, memory_mb) = (config.vcpus_for(kvm), config.memory_for(kvm));
+    let mut drifts = Vec::new();
+    let mut recreated_for_image = Vec::new();
     for vm in &vms {
+        let wanted = MadeWith {
+            vcpus,
+            memory_mb,
+            disk_gb: config.disk_gb,
+            hugepages: config.hugepages,
+            data_ip: format!("{}/{}", vm.data_ip, vm.data_prefix),
+        };
+        let changed = found
+            .domain(vm.index)
+            .and_then(|d| d.meta.made_with.as_ref())
+            .map(|had| drift(&vm.name, had, &wanted))
+            .unwrap_or_default();
         match found.domain(vm.index) {
-            Some(d) if !reupload => {
+            Some(d) if !reupload && changed.is_empty() => {
                 if !d.active {
                     actions.push(Action::StartVm(vm.index));
                 }
             }
-            _ => {
+            existing => {
+                if reupload && existing.is_some_and(|d| d.active) {
+                    recreated_for_image.push(vm.name.clone());
+                }
+                drifts.extend(changed);
                 actions.push(Action::CreateVm(vm.index));
                 actions.push(Action::StartVm(vm.index));
             }
@@ -331,8 +401,8 @@ pub fn make(
         env: env.to_owned(),
         accel: decision.accel,
         accel_reason: decision.reason.clone(),
-        vcpus: config.vcpus_for(kvm),
-        memory_mb: config.memory_for(kvm),
+        vcpus,
+        memory_mb,
         disk_bytes: u64::from(config.disk_gb) << 30,
         hugepages: config.hugepages,
         network: config.network,
@@ -348,6 +418,8 @@ pub fn make(
         vms,
         actions,
         surplus,
+        drift: drifts,
+        recreated_for_image,
     }
 }
 
@@ -432,6 +504,13 @@ impl Plan {
                 agent: Some(vm.agent),
                 udp_local: vm.udp.map(|u| u.0),
                 udp_remote: vm.udp.map(|u| u.1),
+                made_with: Some(MadeWith {
+                    vcpus: self.vcpus,
+                    memory_mb: self.memory_mb,
+                    disk_gb: u32::try_from(self.disk_bytes >> 30).unwrap_or(u32::MAX),
+                    hugepages: self.hugepages,
+                    data_ip: format!("{}/{}", vm.data_ip, vm.data_prefix),
+                }),
             },
         }
     }
@@ -493,6 +572,20 @@ impl fmt::Display for Plan {
                 };
                 writeln!(f, "  {line}")?;
             }
+        }
+        for d in &self.drift {
+            writeln!(
+                f,
+                "  ~ {}: {} {} -> {}: replaces {} (its disk is recreated)",
+                d.vm, d.key, d.old, d.new, d.vm
+            )?;
+        }
+        if !self.recreated_for_image.is_empty() {
+            writeln!(
+                f,
+                "  ! the base image changed: recreates the running {} (their disks are recreated)",
+                self.recreated_for_image.join(", ")
+            )?;
         }
         for s in &self.surplus {
             writeln!(
@@ -610,6 +703,104 @@ mod tests {
             networks: vec![names.data_network(), names.mgmt_network()],
             ..found_from(plan, active)
         }
+    }
+
+    #[test]
+    fn a_changed_key_is_shown_per_vm_and_replaces_the_vm() {
+        let config = Config::default();
+        let first = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &Found::default(),
+            &mut Seq(40000),
+        );
+        let found = found_from(&first, true);
+        for (key, change) in [
+            (
+                "vcpus",
+                (|c: &mut Config| c.vcpus = Some(2)) as fn(&mut Config),
+            ),
+            ("memory_mb", |c| c.memory_mb = Some(2048)),
+            ("disk_gb", |c| c.disk_gb = 16),
+            ("hugepages", |c| c.hugepages = 128),
+            ("data_subnet", |c| {
+                c.data_subnet = Subnet {
+                    network: Ipv4Addr::new(10, 0, 7, 0),
+                    prefix: 24,
+                }
+            }),
+        ] {
+            let mut changed = config.clone();
+            change(&mut changed);
+            let plan = make(
+                &changed,
+                "t",
+                &tcg(),
+                "debian-12",
+                true,
+                &found,
+                &mut Seq(50000),
+            );
+            assert_eq!(
+                plan.drift
+                    .iter()
+                    .map(|d| (d.vm.as_str(), d.key))
+                    .collect::<Vec<_>>(),
+                [("vm1", key), ("vm2", key)],
+                "{plan}"
+            );
+            assert!(plan.actions.contains(&Action::CreateVm(1)), "{plan}");
+            assert!(plan.actions.contains(&Action::CreateVm(2)), "{plan}");
+            let text = plan.to_string();
+            assert!(!text.contains("no changes"), "{text}");
+            assert!(text.contains(&format!("~ vm1: {key} ")), "{text}");
+            assert!(
+                text.contains("replaces vm1 (its disk is recreated)"),
+                "{text}"
+            );
+        }
+        let subnet = {
+            let mut c = config.clone();
+            c.data_subnet = Subnet {
+                network: Ipv4Addr::new(10, 0, 7, 0),
+                prefix: 24,
+            };
+            make(&c, "t", &tcg(), "debian-12", true, &found, &mut Seq(50000))
+        };
+        assert_eq!(subnet.drift[0].old, "10.0.1.4/24");
+        assert_eq!(subnet.drift[0].new, "10.0.7.4/24");
+    }
+
+    #[test]
+    fn a_new_base_image_names_the_running_vms_it_recreates() {
+        let config = Config::default();
+        let first = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &Found::default(),
+            &mut Seq(40000),
+        );
+        let found = found_from(&first, true);
+        let plan = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            false,
+            &found,
+            &mut Seq(50000),
+        );
+        assert_eq!(plan.recreated_for_image, ["vm1", "vm2"]);
+        assert!(
+            plan.to_string().contains("recreates the running vm1, vm2"),
+            "{plan}"
+        );
     }
 
     #[test]

@@ -90,6 +90,15 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     if !plan.is_noop() && !args.yes && !ui::confirm("apply these changes?") {
         spinner.finish("nothing changed");
+        if !plan.drift.is_empty() {
+            let mut keys: Vec<&str> = plan.drift.iter().map(|d| d.key).collect();
+            keys.dedup();
+            eprintln!(
+                "not applied: {} changed since the VMs were made; `up -y` replaces them, or set {} back",
+                keys.join(", "),
+                if keys.len() == 1 { "it" } else { "them" }
+            );
+        }
         return Ok(ExitCode::FAILURE);
     }
 

@@ -104,6 +104,24 @@ pub struct VmMeta {
     pub udp_local: Option<u16>,
     /// user mode: the peer's UDP port.
     pub udp_remote: Option<u16>,
+    /// What the VM was made with, to show a later configuration change (None on
+    /// domains made before these were recorded).
+    pub made_with: Option<MadeWith>,
+}
+
+/// The configuration a VM was made with: a change to any of it takes a new VM.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MadeWith {
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mb: u32,
+    /// Overlay size in GiB.
+    pub disk_gb: u32,
+    /// 2 MiB hugepages reserved in the guest.
+    pub hugepages: u32,
+    /// The data address with prefix, `10.0.1.4/24`.
+    pub data_ip: String,
 }
 
 impl VmMeta {
@@ -129,6 +147,17 @@ impl VmMeta {
         if let Some(p) = self.udp_remote {
             let _ = write!(s, " udp-remote=\"{p}\"");
         }
+        if let Some(m) = &self.made_with {
+            let _ = write!(
+                s,
+                " vcpus=\"{}\" memory-mb=\"{}\" disk-gb=\"{}\" hugepages=\"{}\" data-ip=\"{}\"",
+                m.vcpus,
+                m.memory_mb,
+                m.disk_gb,
+                m.hugepages,
+                esc(&m.data_ip)
+            );
+        }
         s.push_str("/>");
         s
     }
@@ -148,6 +177,15 @@ impl VmMeta {
             agent: attr(elem, "agent").and_then(|v| v.parse().ok()),
             udp_local: attr(elem, "udp-local").and_then(|v| v.parse().ok()),
             udp_remote: attr(elem, "udp-remote").and_then(|v| v.parse().ok()),
+            made_with: (|| {
+                Some(MadeWith {
+                    vcpus: attr(elem, "vcpus")?.parse().ok()?,
+                    memory_mb: attr(elem, "memory-mb")?.parse().ok()?,
+                    disk_gb: attr(elem, "disk-gb")?.parse().ok()?,
+                    hugepages: attr(elem, "hugepages")?.parse().ok()?,
+                    data_ip: attr(elem, "data-ip")?,
+                })
+            })(),
         })
     }
 }
@@ -388,6 +426,13 @@ pub(crate) mod tests {
                 agent: Some("127.0.0.1:40051".parse().unwrap()),
                 udp_local: user.then_some(40100),
                 udp_remote: user.then_some(40101),
+                made_with: Some(MadeWith {
+                    vcpus: 1,
+                    memory_mb: 1024,
+                    disk_gb: 8,
+                    hugepages: 64,
+                    data_ip: "10.0.1.4/24".into(),
+                }),
             },
         }
     }
@@ -436,6 +481,9 @@ pub(crate) mod tests {
             ..Default::default()
         };
         assert_eq!(VmMeta::parse(&m.to_xml()), Some(m));
+        let made = spec(Accel::Tcg, true).meta;
+        assert!(made.made_with.is_some());
+        assert_eq!(VmMeta::parse(&made.to_xml()), Some(made));
         assert_eq!(VmMeta::parse("<domain><name>x</name></domain>"), None);
         assert_eq!(attr("<x a='1' b=\"2\"", "b").as_deref(), Some("2"));
         assert_eq!(attr("<x a='1'", "a").as_deref(), Some("1"));
