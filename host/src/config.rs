@@ -214,6 +214,60 @@ pub struct Config {
     pub agent: Option<PathBuf>,
     /// Seconds `up` waits for every agent to report SERVING.
     pub timeout_secs: u64,
+    /// Where `libvirt_uri` and `pool_path` came from.
+    pub connection_origin: ConnectionOrigin,
+}
+
+/// Where the libvirt connection and the pool directory came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionOrigin {
+    /// dpdkhost.toml names them (one or both).
+    Configured,
+    /// Unset, and this process runs as root: the system daemon and its images directory.
+    RootDefault,
+    /// Unset, and this process is not root: the session daemon (it runs QEMU as this
+    /// user and needs no privileges) and a pool in the user's data directory.
+    UserDefault,
+}
+
+impl ConnectionOrigin {
+    /// Why, in words (`doctor`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            ConnectionOrigin::Configured => "as dpdkhost.toml sets it",
+            ConnectionOrigin::RootDefault => {
+                "the default for root: the system daemon, pool under /var/lib/libvirt/images"
+            }
+            ConnectionOrigin::UserDefault => {
+                "the default without root: the session daemon runs QEMU as you, \
+                 pool in your data directory"
+            }
+        }
+    }
+}
+
+/// The connection and pool directory a user gets when dpdkhost.toml names neither.
+pub fn account_defaults(is_root: bool, data_home: Option<&Path>) -> (String, PathBuf) {
+    if is_root {
+        return (
+            "qemu:///system".into(),
+            PathBuf::from("/var/lib/libvirt/images/dpdkhost"),
+        );
+    }
+    let pool = data_home.map_or_else(
+        || PathBuf::from("/var/tmp/dpdkhost-pool"),
+        |d| d.join("dpdkhost/pool"),
+    );
+    ("qemu:///session".into(), pool)
+}
+
+/// `$XDG_DATA_HOME`, else `~/.local/share`.
+fn data_home() -> Option<PathBuf> {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
 }
 
 impl Default for Config {
@@ -433,16 +487,21 @@ impl Config {
                 message: format!("must be a name without '/', got {pool:?}"),
             });
         }
-        let pool_path = f
-            .pool_path
-            .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images/dpdkhost"));
+        let is_root = nix::unistd::geteuid().is_root();
+        let connection_origin = match (&f.libvirt_uri, &f.pool_path, is_root) {
+            (None, None, true) => ConnectionOrigin::RootDefault,
+            (None, None, false) => ConnectionOrigin::UserDefault,
+            _ => ConnectionOrigin::Configured,
+        };
+        let (default_uri, default_pool) = account_defaults(is_root, data_home().as_deref());
+        let pool_path = f.pool_path.unwrap_or(default_pool);
         if !pool_path.is_absolute() {
             return Err(ConfigError::Invalid {
                 key: "pool_path",
                 message: format!("must be an absolute path, got {}", pool_path.display()),
             });
         }
-        let libvirt_uri = f.libvirt_uri.unwrap_or_else(|| "qemu:///system".into());
+        let libvirt_uri = f.libvirt_uri.unwrap_or(default_uri);
         if !libvirt_uri.contains(':') {
             return Err(ConfigError::Invalid {
                 key: "libvirt_uri",
@@ -468,6 +527,7 @@ impl Config {
             data_subnet,
             nat_subnet,
             agent: f.agent.map(|p| expand_home(&p.to_string_lossy())),
+            connection_origin,
             timeout_secs,
         })
     }
@@ -525,7 +585,9 @@ pub const DEFAULT_FILE: &str = r#"# dpdkhost configuration. Every key is optiona
 # reservation per VM plus an isolated data network).
 # network = "user"
 
-# libvirt connection and storage pool (a directory QEMU can read).
+# libvirt connection and storage pool (a directory QEMU can read). Unset: as root the
+# system daemon and /var/lib/libvirt/images/dpdkhost; as any other user the session
+# daemon (QEMU runs as you) and ~/.local/share/dpdkhost/pool.
 # libvirt_uri = "qemu:///system"
 # pool = "dpdkhost"
 # pool_path = "/var/lib/libvirt/images/dpdkhost"
@@ -563,7 +625,13 @@ mod tests {
         assert_eq!(c.vm_count, 2);
         assert_eq!(c.network, NetworkMode::User);
         assert_eq!(c.accel, AccelChoice::Auto);
-        assert_eq!(c.libvirt_uri, "qemu:///system");
+        let is_root = nix::unistd::geteuid().is_root();
+        let expected = if is_root {
+            "qemu:///system"
+        } else {
+            "qemu:///session"
+        };
+        assert_eq!(c.libvirt_uri, expected);
         assert_eq!(c.hugepages, 64);
         assert_eq!(c.image, ImageSource::Builtin("debian-12".into()));
         assert_eq!(c.ssh_key, SshKeySource::Generated);
@@ -572,6 +640,30 @@ mod tests {
         assert_eq!((c.vcpus_for(false), c.memory_for(false)), (1, 1024));
         assert_eq!((c.vcpus_for(true), c.memory_for(true)), (2, 2048));
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn without_root_the_defaults_are_the_session_daemon_and_a_pool_at_home() {
+        assert_eq!(
+            account_defaults(false, Some(Path::new("/home/u/.local/share"))),
+            (
+                "qemu:///session".to_owned(),
+                PathBuf::from("/home/u/.local/share/dpdkhost/pool")
+            )
+        );
+        assert_eq!(
+            account_defaults(true, Some(Path::new("/root/.local/share"))),
+            (
+                "qemu:///system".to_owned(),
+                PathBuf::from("/var/lib/libvirt/images/dpdkhost")
+            )
+        );
+        let configured = Config::parse("libvirt_uri = \"qemu:///system\"").unwrap();
+        assert_eq!(configured.connection_origin, ConnectionOrigin::Configured);
+        assert_ne!(
+            Config::default().connection_origin,
+            ConnectionOrigin::Configured
+        );
     }
 
     #[test]

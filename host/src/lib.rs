@@ -9,6 +9,7 @@ pub mod config;
 pub mod console;
 pub mod context;
 pub mod drive;
+pub mod guest;
 pub mod image;
 pub mod keys;
 pub mod plan;

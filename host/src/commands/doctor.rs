@@ -93,11 +93,12 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
                 "libvirtd",
                 Pass,
                 format!(
-                    "{} answers (libvirt {}.{}.{})",
+                    "{} answers (libvirt {}.{}.{}); {}",
                     c.libvirt_uri,
                     v / 1_000_000,
                     v / 1000 % 1000,
-                    v % 1000
+                    v % 1000,
+                    c.connection_origin.reason()
                 ),
                 None,
             ));
@@ -107,7 +108,12 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
             out.push(check(
                 "libvirtd",
                 Fail,
-                format!("{}: {}", c.libvirt_uri, crate::context::chain(&e)),
+                format!(
+                    "{} ({}): {}",
+                    c.libvirt_uri,
+                    c.connection_origin.reason(),
+                    crate::context::chain(&e)
+                ),
                 Some("run scripts/start-libvirtd (or scripts/setup to install libvirt)"),
             ));
             None

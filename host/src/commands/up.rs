@@ -14,6 +14,7 @@ use crate::cli::UpArgs;
 use crate::config::NetworkMode;
 use crate::console;
 use crate::context::{self, Context};
+use crate::guest::GuestLoad;
 use crate::image::{BaseImage, ImageStore, Progress};
 use crate::keys;
 use crate::plan::{Plan, VmPlan};
@@ -194,15 +195,18 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             failed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
+    let serving_after = started.elapsed();
+    let quiet = wait_for_quiet(ctx, &state, timeout.saturating_sub(serving_after));
     let total = started.elapsed();
     // The agents answer through QEMU, which outlives libvirtd: a daemon that died
     // meanwhile would go unnoticed until the next command that needs it.
-    let warnings: Vec<String> = lv
+    let mut warnings: Vec<String> = lv
         .ping()
         .err()
         .map(|err| libvirt_lost_warning(lv.uri(), &anyhow::Error::new(err)))
         .into_iter()
         .collect();
+    warnings.extend(quiet.warning.clone());
     if ctx.json {
         ui::print_json(&serde_json::json!({
             "env": ctx.env,
@@ -211,6 +215,9 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             "actions": plan.actions,
             "warnings": warnings,
             "seconds": total.as_secs_f64(),
+            "serving_after_s": serving_after.as_secs_f64(),
+            "quiet_after_s": quiet.warning.is_none().then_some(total.as_secs_f64()),
+            "guests": quiet.loads,
             "vms": results.iter().map(|r| serde_json::json!({
                 "vm": r.name, "agent_health": "SERVING", "serving_after_s": r.after.as_secs_f64(),
                 "ssh": state.vm(&r.name).map(|v| v.ssh), "agent": state.vm(&r.name).map(|v| v.agent),
@@ -225,12 +232,80 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             plan.accel_reason,
             total.as_secs_f64()
         );
+        let guests: Vec<String> = quiet.loads.iter().map(ToString::to_string).collect();
+        println!(
+            "agents SERVING after {:.1} s; guests: {}",
+            serving_after.as_secs_f64(),
+            if guests.is_empty() {
+                "not probed".to_owned()
+            } else {
+                guests.join("; ")
+            }
+        );
         println!("next: dpdkhost status | dpdkhost ssh 1 | dpdkhost down -y");
         for warning in &warnings {
             eprintln!("warning: {warning}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The guests once cloud-init has finished in each (or the wait ran out).
+struct Quiet {
+    loads: Vec<GuestLoad>,
+    warning: Option<String>,
+}
+
+/// How often `up` asks the guests whether cloud-init has finished.
+const QUIET_POLL: Duration = Duration::from_secs(2);
+
+/// Waits until cloud-init has finished in every guest, so that the lab `up` hands over
+/// is idle: under TCG cloud-init goes on for half a minute after the agent serves, on
+/// the guest's only vCPU, and a bench started then measures the guest's boot.
+fn wait_for_quiet(ctx: &Context, state: &State, timeout: Duration) -> Quiet {
+    let spinner = Spinner::new(ctx.json);
+    let started = Instant::now();
+    loop {
+        let probed = super::workload_common::guest_loads(ctx, state);
+        let mut busy = Vec::new();
+        let mut loads = Vec::new();
+        for (vm, load) in state.vms.iter().zip(probed) {
+            match load {
+                Ok(load) if !load.cloud_init.is_running() => loads.push(load),
+                Ok(load) => {
+                    busy.push(format!("{} (cloud-init running)", vm.name));
+                    loads.push(load);
+                }
+                Err(error) => busy.push(format!("{} ({error:#})", vm.name)),
+            }
+        }
+        if busy.is_empty() {
+            spinner.finish(&format!(
+                "guests quiet after {:.1} s more: cloud-init finished",
+                started.elapsed().as_secs_f64()
+            ));
+            return Quiet {
+                loads,
+                warning: None,
+            };
+        }
+        if started.elapsed() >= timeout {
+            spinner.finish("guests not quiet");
+            return Quiet {
+                loads,
+                warning: Some(format!(
+                    "not quiet after {} s: {}; figures measured now are skewed by the guests' boot",
+                    timeout.as_secs(),
+                    busy.join(", ")
+                )),
+            };
+        }
+        spinner.stage(&format!(
+            "waiting for the guests to be quiet: {}",
+            busy.join(", ")
+        ));
+        std::thread::sleep(QUIET_POLL);
+    }
 }
 
 /// Why a lab whose agents all serve may still be hard to manage: libvirtd at `uri`

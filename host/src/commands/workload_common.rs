@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _};
 
 use crate::context::Context;
 use crate::drive::Agent;
+use crate::guest::GuestLoad;
 use crate::results::{Environment, RunRecord, SavedRun};
 
 /// The two VMs of a workload, connected. Errors name the argument and what exists.
@@ -40,9 +41,11 @@ pub async fn connect_pair(ctx: &Context, from: &str, to: &str) -> anyhow::Result
     Ok((from, to))
 }
 
-/// Where the run happens: host facts, acceleration, the agent's versions.
+/// Where the run happens: host facts, acceleration, the agent's versions, and what
+/// every guest was busy with as the run started.
 pub async fn environment(ctx: &Context, agent: &mut Agent) -> anyhow::Result<Environment> {
-    let accel = match ctx.state()? {
+    let state = ctx.state()?;
+    let accel = match &state {
         Some(state) => format!("{} ({})", state.accel.domain_type(), state.accel_reason),
         None => String::new(),
     };
@@ -50,7 +53,53 @@ pub async fn environment(ctx: &Context, agent: &mut Agent) -> anyhow::Result<Env
     let info = agent.info().await?;
     environment.agent_version = info.agent_version;
     environment.dpdk_version = info.dpdk_version;
+    if let Some(state) = state {
+        let (ctx, state) = (ctx.clone(), state.clone());
+        let loads = tokio::task::spawn_blocking(move || guest_loads(&ctx, &state)).await?;
+        environment.guests = loads
+            .into_iter()
+            .filter_map(|load| {
+                load.map_err(|error| tracing::warn!(error = %crate::context::chain(error.as_ref()), "cannot read a guest's load"))
+                    .ok()
+            })
+            .collect();
+        for guest in &environment.guests {
+            if guest.cloud_init.is_running() {
+                tracing::warn!(vm = %guest.vm, "cloud-init still runs in the guest: the figures of this run are skewed");
+            }
+        }
+    }
     Ok(environment)
+}
+
+/// How long one guest may take to answer the load probe over ssh.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Every VM's load and cloud-init state, probed over ssh at once.
+pub fn guest_loads(ctx: &Context, state: &crate::state::State) -> Vec<anyhow::Result<GuestLoad>> {
+    std::thread::scope(|scope| {
+        let probes: Vec<_> = state
+            .vms
+            .iter()
+            .map(|vm| {
+                scope.spawn(move || -> anyhow::Result<GuestLoad> {
+                    let mut cmd = super::ssh::command(ctx, state, vm, true);
+                    cmd.arg(crate::shell::join(&["sh", "-c", crate::guest::PROBE])?);
+                    let output = super::ssh::output_with_timeout(cmd, PROBE_TIMEOUT)
+                        .with_context(|| format!("{}: ssh", vm.name))?;
+                    Ok(GuestLoad::parse(&vm.name, &output)?)
+                })
+            })
+            .collect();
+        probes
+            .into_iter()
+            .map(|probe| {
+                probe
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the load probe panicked")))
+            })
+            .collect()
+    })
 }
 
 /// Now, RFC 3339 in UTC.

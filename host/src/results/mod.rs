@@ -67,6 +67,9 @@ pub struct Environment {
     pub agent_version: String,
     /// DPDK's version as the agent reports it.
     pub dpdk_version: String,
+    /// Each guest's load and cloud-init state when the run started.
+    #[serde(default)]
+    pub guests: Vec<crate::guest::GuestLoad>,
 }
 
 impl Environment {
@@ -92,6 +95,7 @@ impl Environment {
             dpdkhost_version: env!("CARGO_PKG_VERSION").to_owned(),
             agent_version: String::new(),
             dpdk_version: String::new(),
+            guests: Vec::new(),
         }
     }
 }
