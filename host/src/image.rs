@@ -538,6 +538,9 @@ impl ImageStore {
         cmd.arg("--variant=minbase")
             .arg("--mode=root")
             .arg("--aptopt=APT::Install-Recommends \"false\"")
+            // A throwaway rootfs: no fsync per unpacked file (about a fifth of the
+            // build's time on a small host).
+            .arg("--dpkgopt=force-unsafe-io")
             .arg(format!("--include={}", DEBIAN_PACKAGES.join(",")))
             .arg(format!("--customize-hook={}", hook.display()))
             .arg("bookworm")
@@ -576,9 +579,11 @@ impl ImageStore {
             .arg("2G");
         run_logged(cmd, &log, progress)?;
 
-        progress.stage("qemu-img convert: compressed qcow2");
+        // Uncompressed: compressing took a quarter of the build (35 s here), and every
+        // guest then decompressed each cluster it read, on its one TCG vCPU, at boot.
+        progress.stage("qemu-img convert: qcow2");
         let mut cmd = Command::new("qemu-img");
-        cmd.args(["convert", "-c", "-O", "qcow2"])
+        cmd.args(["convert", "-O", "qcow2"])
             .arg(&raw)
             .arg(out.join("disk.qcow2"));
         run_logged(cmd, &log, progress)?;
