@@ -11,6 +11,7 @@ pub mod context;
 pub mod drive;
 pub mod image;
 pub mod keys;
+pub mod lock;
 pub mod plan;
 pub mod provision;
 pub mod results;

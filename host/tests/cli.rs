@@ -179,3 +179,35 @@ fn up_without_the_agent_names_the_build_command() {
         text(&o)
     );
 }
+
+/// While one command holds an environment, a second mutating one fails at once and says
+/// who holds it; read-only commands and other environments are not held up.
+#[test]
+fn a_second_down_while_the_environment_is_held_names_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dpdkhost.toml"),
+        "libvirt_uri = \"test:///default\"\n",
+    )
+    .unwrap();
+    let paths = dpdkhost::state::Paths {
+        state_dir: dir.path().join("state/held"),
+        image_cache: dir.path().join("cache"),
+    };
+    let lock =
+        dpdkhost::lock::EnvLock::acquire(&paths, "held", "dpdkhost --env held up -y").unwrap();
+    let o = dpdkhost(dir.path(), &["--env", "held", "down", "-y"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let expected = format!(
+        "environment held is busy: `dpdkhost --env held up -y` (pid {}) holds it since ",
+        std::process::id()
+    );
+    assert!(text(&o).contains(&expected), "{}", text(&o));
+    let o = dpdkhost(dir.path(), &["--env", "held", "plan"]);
+    assert!(o.status.success(), "plan reads only: {}", text(&o));
+    let o = dpdkhost(dir.path(), &["--env", "other", "down", "-y"]);
+    assert!(o.status.success(), "{}", text(&o));
+    drop(lock);
+    let o = dpdkhost(dir.path(), &["--env", "held", "down", "-y"]);
+    assert!(o.status.success(), "{}", text(&o));
+}

@@ -56,7 +56,7 @@ pub fn find_agent(flag: Option<&Path>, configured: Option<&Path>) -> anyhow::Res
 /// release build carries ~40 MB of DWARF that every guest would copy and hash under
 /// TCG), else as built.
 fn agent_payload(path: &Path, scratch: &Path) -> anyhow::Result<Vec<u8>> {
-    let stripped = scratch.join("dpdk-agent.injected");
+    let stripped = crate::state::temp_path(&scratch.join("dpdk-agent.injected"));
     let ok = std::process::Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
