@@ -86,7 +86,10 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let (lv, plan) = (prepared.libvirt, prepared.plan);
 
     if !ctx.json {
-        spinner.println(&plan.to_string());
+        spinner.println(&format!(
+            "{plan}{}",
+            super::plan::left_alone_lines(&prepared.left_alone)
+        ));
     }
     if !plan.is_noop() && !args.yes && !ui::confirm("apply these changes?") {
         spinner.finish("nothing changed");
@@ -200,6 +203,7 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             "accel": plan.accel,
             "accel_reason": plan.accel_reason,
             "actions": plan.actions,
+            "left_alone": prepared.left_alone,
             "warnings": warnings,
             "seconds": total.as_secs_f64(),
             "vms": results.iter().map(|r| serde_json::json!({
