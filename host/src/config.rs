@@ -455,17 +455,7 @@ impl Config {
         };
         let ssh_key = match f.ssh_public_key {
             None => SshKeySource::Generated,
-            Some(text) if text.starts_with("ssh-") || text.starts_with("ecdsa-") => {
-                SshKeySource::Provided(text.trim().to_owned())
-            }
-            Some(path) => {
-                let path = expand_home(&path);
-                let text = std::fs::read_to_string(&path).map_err(|err| ConfigError::Invalid {
-                    key: "ssh_public_key",
-                    message: format!("cannot read {}: {err}", path.display()),
-                })?;
-                SshKeySource::Provided(text.trim().to_owned())
-            }
+            Some(value) => ssh_public_key(&value)?,
         };
         let user = f.user.unwrap_or_else(|| "dpdk".into());
         let user_ok = !user.is_empty()
@@ -551,6 +541,82 @@ impl Config {
     pub fn nat_ip(&self, index: u8) -> Ipv4Addr {
         self.nat_subnet.host(10 + u32::from(index))
     }
+}
+
+/// What `ssh_public_key` accepts, for its errors.
+const SSH_KEY_ACCEPTED: &str = "one line `<type> <base64> [comment]`, type ssh-ed25519, \
+    ssh-rsa, ecdsa-sha2-nistp256/384/521, sk-ssh-ed25519@openssh.com or \
+    sk-ecdsa-sha2-nistp256@openssh.com, without authorized_keys options; or the path of a \
+    .pub file holding that line";
+
+/// `ssh_public_key`: the key text, or the path of a `.pub` file (a value without
+/// whitespace, or starting with `/`, `~` or `.`). Either way one key line, parsed: the
+/// line goes into every VM's authorized_keys, where a second line or an option such as
+/// `command="..."` would be obeyed.
+fn ssh_public_key(value: &str) -> Result<SshKeySource, ConfigError> {
+    let trimmed = value.trim();
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "ssh_public_key",
+        message,
+    };
+    let is_path = trimmed.starts_with(['/', '~', '.']) || !trimmed.contains(char::is_whitespace);
+    let (text, origin) = if is_path {
+        let path = expand_home(trimmed);
+        let text = std::fs::read_to_string(&path).map_err(|err| {
+            invalid(format!(
+                "cannot read {}: {err} (accepted: {SSH_KEY_ACCEPTED})",
+                path.display()
+            ))
+        })?;
+        (text, format!("{}", path.display()))
+    } else {
+        (value.to_owned(), "the key".to_owned())
+    };
+    authorized_key(&text)
+        .map(SshKeySource::Provided)
+        .map_err(|why| invalid(format!("{origin} {why} (accepted: {SSH_KEY_ACCEPTED})")))
+}
+
+/// One public key line as OpenSSH writes it (type, base64, comment), re-encoded from the
+/// parsed key; `Err` says what is wrong with `text`.
+pub fn authorized_key(text: &str) -> Result<String, String> {
+    use ssh_key::Algorithm;
+    // A .pub file's final newline is not a second line.
+    let line = text.trim();
+    if line.contains(['\n', '\r']) {
+        return Err("holds more than one line".into());
+    }
+    if line.contains(char::is_control) {
+        return Err("holds a control character".into());
+    }
+    let first = line.split_whitespace().next().unwrap_or_default();
+    let known = [
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    if !known.contains(&first) {
+        return Err(format!(
+            "starts with {first:?}, not an accepted key type (authorized_keys options \
+             such as command=... are refused)"
+        ));
+    }
+    let key = ssh_key::PublicKey::from_openssh(line)
+        .map_err(|err| format!("is not a valid {first} key ({err})"))?;
+    match key.algorithm() {
+        Algorithm::Ed25519
+        | Algorithm::Rsa { .. }
+        | Algorithm::Ecdsa { .. }
+        | Algorithm::SkEd25519
+        | Algorithm::SkEcdsaSha2NistP256 => {}
+        other => return Err(format!("has key type {}, not accepted", other.as_str())),
+    }
+    key.to_openssh()
+        .map_err(|err| format!("cannot be re-encoded ({err})"))
 }
 
 fn expand_home(path: &str) -> PathBuf {
@@ -749,6 +815,72 @@ mod tests {
         assert_eq!(s.size(), 256);
         let c = Config::parse("data_subnet = \"10.9.0.0/27\"\nvm_count = 8").unwrap();
         assert_eq!(c.data_ip(8), Ipv4Addr::new(10, 9, 0, 18));
+    }
+
+    #[test]
+    fn ssh_public_key_is_one_parsed_key_line() {
+        use ssh_key::{Algorithm, PrivateKey};
+        let mut private = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519).unwrap();
+        private.set_comment("me@host");
+        let ed25519 = private.public_key().to_openssh().unwrap();
+        let rsa = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC9h/Te02VIOp9KOQkV+FbvxrmCUQCSlVbRdS2+Cld99RsQq88f+5aGpISuj9v6XvtLiYd7Mnx8VYWkQ3AbbG0hBkUVB/p4PUyC4p5ECo+tfV0MwbNgoXzwflMp2bgc8rfUXQWWc/q5w6ZjVOBuDsHVogFu2hIcM8EU1qHHQ7dzkQ== rsa@test";
+        let ecdsa = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBBElFx67CjItUblHLP08e6dX2stjlBl+2AQ3nSBv5TYRUBFDp/MZmGl3rOD0TG1wauI3aXwviYg7dhj9M+IEdAUtrZQG85jce9Yq2n4uy5jakni3FkcO9VrJyUJsCpyhYg== ec@test";
+        let parse =
+            |value: &str| Config::parse(&format!("ssh_public_key = {}", toml::Value::from(value)));
+        for good in [ed25519.as_str(), rsa, ecdsa] {
+            assert_eq!(
+                parse(good).unwrap().ssh_key,
+                SshKeySource::Provided(good.to_owned())
+            );
+        }
+        // A .pub file: its final newline is fine, a second key line is not.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("id.pub");
+        std::fs::write(&file, format!("{ed25519}\n")).unwrap();
+        assert_eq!(
+            parse(&file.to_string_lossy()).unwrap().ssh_key,
+            SshKeySource::Provided(ed25519.clone())
+        );
+        std::fs::write(&file, format!("{ed25519}\n{rsa}\n")).unwrap();
+        let err = parse(&file.to_string_lossy()).unwrap_err().to_string();
+        assert!(err.contains("more than one line"), "{err}");
+        std::fs::write(&file, format!("command=\"/bin/sh\" {ed25519}\n")).unwrap();
+        let err = parse(&file.to_string_lossy()).unwrap_err().to_string();
+        assert!(err.contains("command=") && err.contains("refused"), "{err}");
+
+        let dsa = "ssh-dss AAAAB3NzaC1kc3MAAACBAKEI6a1KllRDWtHZHzEre1Z/gqezcNhR3VjWb7gaPgSSc4MzQrkZd75QaK5VBAsuRLhGN/snrQFsJglRAZ0fQAyS6L3K3LQ8F9TM+jI2PSIHUM8jvF58u9FglmPsSzua3Ni4BgXk/kjYJeGX7p2nRvPFUjokyaOHbeOxBLXeFlqfAAAAFQDzgE8GmcctZr14dcefEGioANKF6QAAAIBj3aOC0nRfKQj3dSLTnioty/bSQF8C4DfIUTN5NdzFz+XZuXrBMGjCiDI9ElzJsbBomur1/G8OmqO74F8F4TZJ7UFxHh5uugNv04dcq/S55sjWnK3mJn+ijitJ2RGRkGYzUfYsiP6uNN1ddPce6PJLgU3WaWkb4bqUZHhWlm2iuwAAAIEAl+0AiaXJXHoKAYzceXk9DPgWksEXyegsQGk38lEkH0jc4AqOhzOezZ8taNP1QCcev5Z7IJT6QbxvysrMjDWPay3EcMtf7+izHDZPw40g0ErWiwVNq0H8+UZ0MUpexa/Q2TWlzXc/T6nyFX8tnTH+tGsAo4KFrep6KgM0nt4XzGw= root@vm";
+        for (bad, why) in [
+            (
+                format!("{ed25519}\nssh-ed25519 AAAA x"),
+                "more than one line",
+            ),
+            (format!("{ed25519}\rssh-rsa AAAA"), "more than one line"),
+            (format!("{ed25519} a\rb"), "more than one line"),
+            (format!("command=\"curl x|sh\" {ed25519}"), "command="),
+            (format!("no-pty {ed25519}"), "\"no-pty\""),
+            (
+                "ssh-ed25519 not!base64 me".to_owned(),
+                "not a valid ssh-ed25519 key",
+            ),
+            (
+                "ssh-ed25519 AAAA me".to_owned(),
+                "not a valid ssh-ed25519 key",
+            ),
+            // The text names one type, the key inside another.
+            (
+                rsa.replacen("ssh-rsa", "ssh-ed25519", 1),
+                "not a valid ssh-ed25519 key",
+            ),
+            (dsa.to_owned(), "\"ssh-dss\""),
+        ] {
+            let err = parse(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains("`ssh_public_key`")
+                    && err.contains(why)
+                    && err.contains("accepted: one line"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod drive;
 pub mod guest;
 pub mod image;
 pub mod keys;
+pub mod lock;
 pub mod plan;
 pub mod provision;
 pub mod results;

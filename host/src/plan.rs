@@ -692,6 +692,7 @@ mod tests {
                     meta: plan.domain_spec(vm, Path::new("/pool"), true).meta,
                 })
                 .collect(),
+            ..Found::default()
         }
     }
 

@@ -82,6 +82,13 @@ impl Paths {
         })
     }
 
+    /// `<state root>/<env>.lock`: beside the state directory, so it outlives `down`.
+    pub fn lock_file(&self) -> PathBuf {
+        let env = self.state_dir.file_name().unwrap_or_default();
+        let mut name = env.to_os_string();
+        name.push(".lock");
+        self.state_dir.with_file_name(name)
+    }
     /// state.json.
     pub fn state_file(&self) -> PathBuf {
         self.state_dir.join("state.json")
@@ -248,21 +255,39 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
+/// A temp file beside `path`, unique to one write: `.<name>.tmp.<pid>.<random>`. Files
+/// sharing a stem (`ca.key` and `ca.pem`) and two writers of one file (threads or
+/// processes) never share a temp file, so a rename never installs another write's bytes.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(
+        ".{name}.tmp.{}.{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ))
+}
+
 /// Writes a file readable by its owner only, atomically (temp file + rename).
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), StateError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
-    file.write_all(data).map_err(io("write", &tmp))?;
-    file.sync_all().map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename into", path))
+    let tmp = temp_path(path);
+    let written = (|| {
+        // create_new: a name that exists is never reused, whoever made it.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        file.write_all(data).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(io("rename into", path))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Reads a whole file as text.
@@ -354,5 +379,45 @@ mod tests {
         remove_all(&paths).unwrap();
         assert!(!paths.state_dir.exists());
         remove_all(&paths).unwrap();
+    }
+
+    #[test]
+    fn files_sharing_a_stem_are_written_through_distinct_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, pem) = (dir.path().join("ca.key"), dir.path().join("ca.pem"));
+        assert_ne!(temp_path(&key), temp_path(&pem));
+        assert_ne!(
+            temp_path(&key),
+            temp_path(&key),
+            "two writes of one file too"
+        );
+        assert_eq!(temp_path(&key).parent(), Some(dir.path()), "same directory");
+        // Two writers at once, as two `up`s writing one CA's key and another's
+        // certificate: each file ends up with exactly what was written to it.
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for (path, what) in [(&key, "key"), (&pem, "pem")] {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    for round in 0..300 {
+                        barrier.wait();
+                        let text = format!("{what} {round}");
+                        write_private(path, text.as_bytes()).unwrap();
+                        barrier.wait();
+                        assert_eq!(std::fs::read_to_string(path).unwrap(), text);
+                    }
+                });
+            }
+        });
+        use std::os::unix::fs::PermissionsExt;
+        for path in [&key, &pem] {
+            let mode = std::fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "no temp file left behind: {names:?}");
     }
 }

@@ -179,3 +179,125 @@ fn up_without_the_agent_names_the_build_command() {
         text(&o)
     );
 }
+
+/// While one command holds an environment, a second mutating one fails at once and says
+/// who holds it; read-only commands and other environments are not held up.
+#[test]
+fn a_second_down_while_the_environment_is_held_names_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dpdkhost.toml"),
+        "libvirt_uri = \"test:///default\"\n",
+    )
+    .unwrap();
+    let paths = dpdkhost::state::Paths {
+        state_dir: dir.path().join("state/held"),
+        image_cache: dir.path().join("cache"),
+    };
+    let lock =
+        dpdkhost::lock::EnvLock::acquire(&paths, "held", "dpdkhost --env held up -y").unwrap();
+    let o = dpdkhost(dir.path(), &["--env", "held", "down", "-y"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let expected = format!(
+        "environment held is busy: `dpdkhost --env held up -y` (pid {}) holds it since ",
+        std::process::id()
+    );
+    assert!(text(&o).contains(&expected), "{}", text(&o));
+    let o = dpdkhost(dir.path(), &["--env", "held", "plan"]);
+    assert!(o.status.success(), "plan reads only: {}", text(&o));
+    let o = dpdkhost(dir.path(), &["--env", "other", "down", "-y"]);
+    assert!(o.status.success(), "{}", text(&o));
+    drop(lock);
+    let o = dpdkhost(dir.path(), &["--env", "held", "down", "-y"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// A libvirt test driver holding `objects` (a fresh copy for each dpdkhost process).
+fn test_node(dir: &Path, objects: &str) -> String {
+    let node = dir.join("node.xml");
+    std::fs::write(&node, format!("<node>\n{objects}\n</node>\n")).unwrap();
+    format!("test://{}", node.display())
+}
+
+fn test_domain(name: &str, metadata: &str) -> String {
+    format!(
+        "<domain type='test'><name>{name}</name>{metadata}<memory>1048576</memory>\
+         <vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>"
+    )
+}
+
+/// `down` removes only what carries the environment's metadata, and a pool only if
+/// dpdkhost made it; the rest is listed with the reason. `plan` (and so `up`) refuses
+/// to replace a domain that has a planned name but is not the environment's.
+#[test]
+fn down_lists_and_leaves_alone_what_only_looks_like_the_environments() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = "<metadata><dpdkhost:vm xmlns:dpdkhost=\"https://dpdkhost.invalid/xmlns/vm/1\" \
+                env=\"t\" index=\"1\" network=\"user\"/></metadata>";
+    let uri = test_node(
+        dir.path(),
+        &format!(
+            "{}\n{}\n<pool type='dir'><name>mine</name><target><path>/srv/mine</path></target></pool>",
+            test_domain("dpdkhost-t-vm01", ""),
+            test_domain("dpdkhost-t-vm1", ours),
+        ),
+    );
+    std::fs::write(
+        dir.path().join("dpdkhost.toml"),
+        format!("libvirt_uri = \"{uri}\"\npool = \"mine\"\naccel = \"tcg\"\n"),
+    )
+    .unwrap();
+    let o = dpdkhost(dir.path(), &["--env", "t", "down", "-y"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("  - domain dpdkhost-t-vm1 (running)"), "{t}");
+    assert!(
+        t.contains("left alone: domain dpdkhost-t-vm01 (no dpdkhost metadata)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("left alone: pool mine (dpdkhost did not create it"),
+        "{t}"
+    );
+    assert!(!t.contains("- pool"), "the pool is not removed: {t}");
+    let o = dpdkhost(dir.path(), &["--env", "t", "down", "-y", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["removed"], serde_json::json!(["domain dpdkhost-t-vm1"]));
+    let left: Vec<&str> = v["left_alone"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["domain dpdkhost-t-vm01", "pool mine"]);
+
+    // No pool at all: down does not claim to remove one.
+    std::fs::write(
+        dir.path().join("dpdkhost.toml"),
+        format!(
+            "libvirt_uri = \"{}\"\n",
+            test_node(dir.path(), &test_domain("dpdkhost-t-vm1", ours))
+        ),
+    )
+    .unwrap();
+    let t = text(&dpdkhost(dir.path(), &["--env", "t", "down", "-y"]));
+    assert!(t.contains("  - domain dpdkhost-t-vm1"), "{t}");
+    assert!(!t.contains("pool"), "{t}");
+
+    // A person's domain with the name up would give VM 2: refused, named, untouched.
+    let uri = test_node(dir.path(), &test_domain("dpdkhost-t-vm2", ""));
+    std::fs::write(
+        dir.path().join("dpdkhost.toml"),
+        format!("libvirt_uri = \"{uri}\"\naccel = \"tcg\"\n"),
+    )
+    .unwrap();
+    let o = dpdkhost(dir.path(), &["--env", "t", "plan"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "domain dpdkhost-t-vm2 exists but is not this environment's (no dpdkhost metadata)"
+        ),
+        "{}",
+        text(&o)
+    );
+}

@@ -1,5 +1,6 @@
 //! `dpdkhost down`: removes every libvirt object of the environment, found by name and
-//! metadata (no state file needed), then the environment's state directory.
+//! metadata (no state file needed), then the environment's state directory. What only
+//! looks like the environment's is listed with the reason and left alone.
 
 use std::process::ExitCode;
 
@@ -7,8 +8,15 @@ use anyhow::Context as _;
 
 use crate::cli::DownArgs;
 use crate::context::Context;
+use crate::provision::owner::LeftAlone;
 use crate::state;
 use crate::ui;
+
+fn print_left_alone(left_alone: &[LeftAlone]) {
+    for l in left_alone {
+        println!("  left alone: {l}");
+    }
+}
 
 /// Runs `down`.
 pub fn run(args: DownArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -22,12 +30,15 @@ pub fn run(args: DownArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let found = lv
         .find(&ctx.env, &pool)
         .context("cannot list the environment's libvirt objects")?;
-    if found.is_empty() && found.pool.is_none() {
+    if found.is_empty() && !found.pool_goes() {
         state::remove_all(&ctx.paths)?;
         if ctx.json {
-            ui::print_json(&serde_json::json!({ "env": ctx.env, "removed": [] }));
+            ui::print_json(&serde_json::json!({
+                "env": ctx.env, "removed": [], "left_alone": found.left_alone,
+            }));
         } else {
             println!("environment {}: nothing to remove", ctx.env);
+            print_left_alone(&found.left_alone);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -42,9 +53,10 @@ pub fn run(args: DownArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         for v in &found.volumes {
             println!("  - volume {v}");
         }
-        if found.pool_volume_count == found.volumes.len() {
+        if found.pool_goes() {
             println!("  - pool {pool} (nothing else in it)");
         }
+        print_left_alone(&found.left_alone);
     }
     if !args.yes && !ui::confirm("remove all of this?") {
         return Ok(ExitCode::FAILURE);
@@ -52,13 +64,21 @@ pub fn run(args: DownArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let removed = lv.teardown(&ctx.env, &pool).context("teardown failed")?;
     state::remove_all(&ctx.paths)?;
     if ctx.json {
-        ui::print_json(&serde_json::json!({ "env": ctx.env, "removed": removed }));
+        ui::print_json(&serde_json::json!({
+            "env": ctx.env, "removed": removed, "left_alone": found.left_alone,
+        }));
     } else {
         println!(
             "removed {} object(s); environment {} is gone",
             removed.len(),
             ctx.env
         );
+        if !found.left_alone.is_empty() {
+            println!(
+                "{} object(s) that only look like the environment's are left alone (listed above)",
+                found.left_alone.len()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,28 +24,53 @@ use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, ImageCommand, RunCommand};
 use crate::context::Context;
+use crate::lock::{self, EnvLock};
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = cli.global;
     let ctx =
         || Context::load(g.config.clone(), &g.env, g.json).context("cannot set up the command");
+    // Commands that change the lab or the agents' state hold the environment's lock
+    // until they return; the read-only ones (status, outputs, ssh, ...) do not wait.
+    // `image build` writes the shared cache through a per-process work directory and
+    // one rename, and takes no lock.
+    let locked = || -> anyhow::Result<(Context, EnvLock)> {
+        let ctx = ctx()?;
+        let lock = EnvLock::acquire(&ctx.paths, &ctx.env, &lock::command_line())?;
+        Ok((ctx, lock))
+    };
     match cli.command {
         Command::Init(args) => init::run(args, g.json),
         Command::Image(ImageCommand::Build(args)) => image::build(args, &ctx()?),
         Command::Image(ImageCommand::List) => image::list(&ctx()?),
         Command::Plan(args) => plan::run(args, &ctx()?),
-        Command::Up(args) => up::run(args, &ctx()?),
-        Command::Down(args) => down::run(args, &ctx()?),
+        Command::Up(args) => {
+            let (ctx, _lock) = locked()?;
+            up::run(args, &ctx)
+        }
+        Command::Down(args) => {
+            let (ctx, _lock) = locked()?;
+            down::run(args, &ctx)
+        }
         Command::Status => status::run(&ctx()?),
         Command::Ssh(args) => ssh::run(args, &ctx()?),
         Command::Logs(args) => logs::run(args, &ctx()?),
         Command::Outputs => outputs::run(&ctx()?),
         Command::Inventory(args) => inventory::run(args, &ctx()?),
         Command::Doctor => doctor::run(&ctx()?),
-        Command::Run(RunCommand::Pingpong(args)) => pingpong::run(args, &ctx()?),
-        Command::Bench(args) => bench::run(args, &ctx()?),
-        Command::Selftest => selftest::run(&ctx()?),
+        Command::Run(RunCommand::Pingpong(args)) => {
+            let (ctx, _lock) = locked()?;
+            pingpong::run(args, &ctx)
+        }
+        Command::Bench(args) => {
+            let (ctx, _lock) = locked()?;
+            bench::run(args, &ctx)
+        }
+        Command::Selftest => {
+            let (ctx, _lock) = locked()?;
+            selftest::run(&ctx)
+        }
         Command::Report(args) => report::run(args, g.json),
     }
 }

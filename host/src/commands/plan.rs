@@ -6,10 +6,12 @@ use anyhow::Context as _;
 
 use crate::accel::{self, KvmProbe};
 use crate::cli::PlanArgs;
+use crate::config::NetworkMode;
 use crate::context::Context;
 use crate::image::ImageStore;
 use crate::plan::{self, KernelPorts, Plan};
-use crate::provision::Libvirt;
+use crate::provision::owner::LeftAlone;
+use crate::provision::{Found, Libvirt, Names, ProvisionError};
 use crate::ui;
 
 /// What `plan` and `up` both start from.
@@ -18,6 +20,33 @@ pub struct Prepared {
     pub libvirt: Libvirt,
     /// What to do.
     pub plan: Plan,
+    /// What looks like the environment's but is not (neither used nor replaced).
+    pub left_alone: Vec<LeftAlone>,
+}
+
+/// Refuses a plan that would make an object whose name is taken by one that is not the
+/// environment's: `up` would replace a person's domain, or use their network.
+fn check_not_ours(plan: &Plan, found: &Found) -> anyhow::Result<()> {
+    let mut objects: Vec<String> = plan
+        .vms
+        .iter()
+        .map(|vm| format!("domain {}", vm.domain))
+        .collect();
+    if plan.network == NetworkMode::Nat {
+        let names = Names::new(&plan.env);
+        objects.push(format!("network {}", names.mgmt_network()));
+        objects.push(format!("network {}", names.data_network()));
+    }
+    let in_the_way: Vec<String> = found
+        .not_ours_among(&objects)
+        .into_iter()
+        .map(|l| ProvisionError::NotOurs(l.clone()).to_string())
+        .collect();
+    if in_the_way.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", in_the_way.join("\n"))
+    }
 }
 
 /// Connects, decides the acceleration, looks at what exists, and plans. `image_sha256`
@@ -52,7 +81,12 @@ pub fn prepare(
         &found,
         &mut KernelPorts::default(),
     );
-    Ok(Prepared { libvirt, plan })
+    check_not_ours(&plan, &found)?;
+    Ok(Prepared {
+        libvirt,
+        plan,
+        left_alone: found.left_alone,
+    })
 }
 
 /// Runs `plan`.
@@ -61,13 +95,16 @@ pub fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ImageStore::new(ctx.paths.image_cache.clone());
     let image_ready = store.is_ready(&ctx.config.image);
     if ctx.json {
-        ui::print_json(&serde_json::json!({ "plan": p.plan, "image_cached": image_ready }));
+        ui::print_json(&serde_json::json!({
+            "plan": p.plan, "image_cached": image_ready, "left_alone": p.left_alone,
+        }));
     } else {
         match &ctx.config_path {
             Some(path) => println!("configuration: {}", path.display()),
             None => println!("configuration: built-in defaults (no dpdkhost.toml here; `dpdkhost init` writes one)"),
         }
         print!("{}", p.plan);
+        print!("{}", left_alone_lines(&p.left_alone));
         if !image_ready {
             println!(
                 "  (image {} is not cached: up builds or fetches it first)",
@@ -76,4 +113,12 @@ pub fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `  ! left alone: ...` lines, one per object that only looks like the environment's.
+pub fn left_alone_lines(left_alone: &[LeftAlone]) -> String {
+    left_alone
+        .iter()
+        .map(|l| format!("  ! left alone (not this environment's): {l}\n"))
+        .collect()
 }

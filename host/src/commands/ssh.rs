@@ -12,7 +12,10 @@ use crate::cli::SshArgs;
 use crate::context::{Context, ContextError};
 use crate::state::{State, VmState};
 
-/// An ssh command line for `vm` (host key pinned by alias). `batch` disables prompts.
+/// An ssh command line for `vm` (host key pinned by alias), ending in the destination
+/// and `--`: whatever the caller appends is the remote command, never ssh's options
+/// (ssh reads options after the destination too: `-o ProxyCommand=...` would run on
+/// this host). `batch` disables prompts.
 pub fn command(ctx: &Context, state: &State, vm: &VmState, batch: bool) -> Command {
     let mut cmd = Command::new("ssh");
     cmd.args(["-o", "StrictHostKeyChecking=yes"])
@@ -32,7 +35,16 @@ pub fn command(ctx: &Context, state: &State, vm: &VmState, batch: bool) -> Comma
     }
     cmd.arg("-p")
         .arg(vm.ssh.port().to_string())
-        .arg(format!("{}@{}", state.user, vm.ssh.ip()));
+        .arg(format!("{}@{}", state.user, vm.ssh.ip()))
+        .arg("--");
+    cmd
+}
+
+/// `dpdkhost ssh N [-- REMOTE...]`: an interactive ssh to `vm` running `remote` there.
+pub fn interactive(ctx: &Context, state: &State, vm: &VmState, remote: &[String]) -> Command {
+    let mut cmd = command(ctx, state, vm, false);
+    // ssh joins the words after `--` into the remote command.
+    cmd.args(remote);
     cmd
 }
 
@@ -114,9 +126,87 @@ pub fn run(args: SshArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             .join(", "),
     })?;
     wait_for_sshd(vm.ssh, Duration::from_secs(120))?;
-    let mut cmd = command(ctx, &state, vm, false);
-    // After the destination, ssh joins the remaining words into the remote command.
-    cmd.args(&args.command);
+    let mut cmd = interactive(ctx, &state, vm, &args.command);
     let err = cmd.exec();
     Err(anyhow!("cannot run ssh (openssh-client installed?): {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Paths;
+
+    #[test]
+    fn words_after_the_double_dash_are_the_remote_command_not_ssh_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Context {
+            config: crate::config::Config::default(),
+            config_path: None,
+            env: "t".into(),
+            json: false,
+            paths: Paths {
+                state_dir: dir.path().join("t"),
+                image_cache: dir.path().join("img"),
+            },
+        };
+        let vm = VmState {
+            index: 1,
+            name: "vm1".into(),
+            domain: "dpdkhost-t-vm1".into(),
+            mgmt_ip: std::net::Ipv4Addr::new(10, 0, 2, 15),
+            ssh: "127.0.0.1:40022".parse().unwrap(),
+            agent: "127.0.0.1:40051".parse().unwrap(),
+            data_ip: "10.0.1.4/24".into(),
+            mgmt_mac: "52:54:00:00:00:01".into(),
+            data_mac: "52:54:00:00:00:02".into(),
+            peer: None,
+            peer_ip: None,
+            udp_local: None,
+            udp_remote: None,
+            host_key: "ssh-ed25519 AAAA".into(),
+        };
+        let state = State {
+            version: State::VERSION,
+            env: "t".into(),
+            libvirt_uri: "test:///default".into(),
+            network: crate::config::NetworkMode::User,
+            accel: crate::accel::Accel::Tcg,
+            accel_reason: "test".into(),
+            user: "dpdk".into(),
+            ssh_identity: None,
+            pool: "dpdkhost".into(),
+            image: "debian-12".into(),
+            image_sha256: "00".into(),
+            vms: vec![vm.clone()],
+        };
+        let remote: Vec<String> = ["-o", "ProxyCommand=touch /tmp/pwned", "uname", "-a"]
+            .map(String::from)
+            .to_vec();
+        let cmd = interactive(&ctx, &state, &vm, &remote);
+        let argv: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let dest = argv.iter().position(|a| a == "dpdk@127.0.0.1").unwrap();
+        assert_eq!(argv[dest + 1], "--", "{argv:?}");
+        assert_eq!(argv[dest + 2..], remote[..], "{argv:?}");
+        assert_eq!(
+            argv.iter()
+                .filter(|a| a.starts_with("ProxyCommand"))
+                .count(),
+            1,
+            "only the remote command's: {argv:?}"
+        );
+        // ssh itself agrees: with -G it prints the options it would use, and
+        // ProxyCommand is not among them.
+        match Command::new("ssh").arg("-G").args(&argv).output() {
+            Ok(out) => {
+                assert!(out.status.success(), "{out:?}");
+                let config = String::from_utf8_lossy(&out.stdout).to_lowercase();
+                assert!(config.contains("port 40022"), "{config}");
+                assert!(!config.contains("proxycommand"), "{config}");
+            }
+            Err(e) => eprintln!("ssh not installed ({e}): argv checked only"),
+        }
+    }
 }

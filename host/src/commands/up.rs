@@ -57,7 +57,7 @@ pub fn find_agent(flag: Option<&Path>, configured: Option<&Path>) -> anyhow::Res
 /// release build carries ~40 MB of DWARF that every guest would copy and hash under
 /// TCG), else as built.
 fn agent_payload(path: &Path, scratch: &Path) -> anyhow::Result<Vec<u8>> {
-    let stripped = scratch.join("dpdk-agent.injected");
+    let stripped = crate::state::temp_path(&scratch.join("dpdk-agent.injected"));
     let ok = std::process::Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
@@ -87,7 +87,10 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let (lv, plan) = (prepared.libvirt, prepared.plan);
 
     if !ctx.json {
-        spinner.println(&plan.to_string());
+        spinner.println(&format!(
+            "{plan}{}",
+            super::plan::left_alone_lines(&prepared.left_alone)
+        ));
     }
     if !plan.is_noop() && !args.yes && !ui::confirm("apply these changes?") {
         spinner.finish("nothing changed");
@@ -213,6 +216,7 @@ pub fn run(args: UpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             "accel": plan.accel,
             "accel_reason": plan.accel_reason,
             "actions": plan.actions,
+            "left_alone": prepared.left_alone,
             "warnings": warnings,
             "seconds": total.as_secs_f64(),
             "serving_after_s": serving_after.as_secs_f64(),

@@ -1,22 +1,28 @@
 //! libvirt provisioning through the virt crate (never virsh): finding an environment's
 //! objects, applying a plan, and tearing an environment down. Every object name starts
-//! with `dpdkhost-<env>-`; domains also carry the environment in their metadata.
+//! with `dpdkhost-<env>-`; domains and networks also carry the environment in their
+//! metadata, and a pool dpdkhost made holds its marker volume: only those are the
+//! environment's (see `owner`).
 
 pub mod domain;
 pub mod network;
+pub mod owner;
 pub mod pool;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::ErrorNumber;
 use virt::storage_pool::StoragePool;
+use virt::storage_vol::StorageVol;
 
 use crate::accel::Accel;
 use crate::image::{BaseImage, Progress};
 use crate::plan::{Action, Plan, VmPlan};
 use domain::VmMeta;
+use owner::LeftAlone;
 
 /// Why a libvirt operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,14 @@ pub enum ProvisionError {
     /// libvirt answered something unexpected.
     #[error("{0}")]
     Unexpected(String),
+    /// An object has the name dpdkhost would give, but is not the environment's.
+    #[error(
+        "{} exists but is not this environment's ({}): dpdkhost neither uses nor replaces \
+         it; rename or remove it yourself, or use another --env",
+        .0.object,
+        .0.reason
+    )]
+    NotOurs(LeftAlone),
 }
 
 /// `Ok(None)` for libvirt's "no such object" errors.
@@ -141,20 +155,30 @@ impl Names {
         format!("{}data", self.prefix())
     }
 
-    /// Whether `name` is one of this environment's volumes (exactly, so env `a` never
-    /// claims env `a-b`'s objects).
+    /// Whether `name` is one of this environment's volume names (exactly, so env `a`
+    /// never claims env `a-b`'s objects, nor `vm01.qcow2`).
     pub fn owns_volume(&self, name: &str) -> bool {
-        let Some(rest) = name.strip_prefix(&self.prefix()) else {
-            return false;
-        };
+        self.volume_name(name)
+            .is_some_and(|digits| digits.is_none_or(|d| vm_index(d).is_some()))
+    }
+
+    /// Whether `name` looks like one of this environment's volumes without being one
+    /// (`dpdkhost-t-vm01.qcow2`).
+    pub fn looks_like_volume(&self, name: &str) -> bool {
+        self.volume_name(name).is_some() && !self.owns_volume(name)
+    }
+
+    /// `Some(None)` for the environment's base, kernel or initrd volume; `Some(Some(digits))`
+    /// for a per-VM volume name with any run of digits as its index.
+    fn volume_name<'a>(&self, name: &'a str) -> Option<Option<&'a str>> {
+        let rest = name.strip_prefix(&self.prefix())?;
         if ["base.img", "vmlinuz", "initrd.img"].contains(&rest) {
-            return true;
+            return Some(None);
         }
-        let Some(rest) = rest.strip_prefix("vm") else {
-            return false;
-        };
+        let rest = rest.strip_prefix("vm")?;
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        digits > 0 && [".qcow2", "-seed.img", ".console.log"].contains(&&rest[digits..])
+        (digits > 0 && [".qcow2", "-seed.img", ".console.log"].contains(&&rest[digits..]))
+            .then_some(Some(&rest[..digits]))
     }
 
     /// Whether `name` is one of this environment's networks.
@@ -162,11 +186,26 @@ impl Names {
         name == self.mgmt_network() || name == self.data_network()
     }
 
-    /// The VM index of a domain name of this environment.
+    /// The VM index of a domain name of this environment (`dpdkhost-<env>-vm<N>`, N as
+    /// dpdkhost writes it: 1..=99, no sign, no leading zero).
     pub fn domain_index(&self, name: &str) -> Option<u8> {
-        let rest = name.strip_prefix(&self.prefix())?.strip_prefix("vm")?;
-        rest.parse().ok().filter(|i| (1..=99).contains(i))
+        vm_index(name.strip_prefix(&self.prefix())?.strip_prefix("vm")?)
     }
+
+    /// Whether `name` looks like a domain name of this environment without being one
+    /// (`vm01`, `vm+2`: what older versions claimed).
+    pub fn looks_like_domain(&self, name: &str) -> bool {
+        let rest = name
+            .strip_prefix(&self.prefix())
+            .and_then(|r| r.strip_prefix("vm"));
+        rest.is_some_and(|r| r.parse::<u8>().is_ok()) && self.domain_index(name).is_none()
+    }
+}
+
+/// A VM index as dpdkhost writes it in names.
+fn vm_index(digits: &str) -> Option<u8> {
+    let index: u8 = digits.parse().ok()?;
+    (index.to_string() == digits && (1..=99).contains(&index)).then_some(index)
 }
 
 /// A domain of the environment as libvirt has it.
@@ -191,9 +230,12 @@ pub struct FoundDomain {
 pub struct Found {
     /// Whether the pool exists, is active, and its path.
     pub pool: Option<(bool, PathBuf)>,
-    /// The environment's volumes in the pool.
+    /// Whether dpdkhost made the pool (it holds the marker volume).
+    pub pool_owned: bool,
+    /// The environment's volumes in the pool: named for it, and in a pool dpdkhost
+    /// made or used by one of the environment's domains.
     pub volumes: Vec<String>,
-    /// Every volume in the pool (to know whether the pool can go).
+    /// Every volume in the pool but the marker (to know whether the pool can go).
     pub pool_volume_count: usize,
     /// The environment's networks.
     pub networks: Vec<String>,
@@ -204,6 +246,8 @@ pub struct Found {
     pub mgmt_network: Option<network::MgmtFound>,
     /// The environment's domains, by index.
     pub domains: Vec<FoundDomain>,
+    /// What looks like the environment's but is not: never removed nor replaced.
+    pub left_alone: Vec<LeftAlone>,
 }
 
 impl Found {
@@ -214,6 +258,21 @@ impl Found {
     /// Whether nothing of the environment exists.
     pub fn is_empty(&self) -> bool {
         self.volumes.is_empty() && self.networks.is_empty() && self.domains.is_empty()
+    }
+
+    /// Whether `down` removes the pool: dpdkhost made it and nothing but the
+    /// environment's volumes is in it.
+    pub fn pool_goes(&self) -> bool {
+        self.pool.is_some() && self.pool_owned && self.pool_volume_count == self.volumes.len()
+    }
+
+    /// What is in the way of making `objects` (`domain dpdkhost-t-vm1`, ...): objects of
+    /// those names that are not the environment's.
+    pub fn not_ours_among(&self, objects: &[String]) -> Vec<&LeftAlone> {
+        self.left_alone
+            .iter()
+            .filter(|l| objects.contains(&l.object))
+            .collect()
     }
 }
 
@@ -298,24 +357,10 @@ impl Libvirt {
         lookup(StoragePool::lookup_by_name(&self.conn, name))
     }
 
-    /// Everything of environment `env` (pool `pool_name`).
+    /// Everything of environment `env` (pool `pool_name`), and what only looks like it.
     pub fn find(&self, env: &str, pool_name: &str) -> Result<Found, ProvisionError> {
         let names = Names::new(env);
         let mut found = Found::default();
-        if let Some(pool) = self.pool(pool_name)? {
-            let active = pool.is_active().map_err(|source| ProvisionError::Libvirt {
-                what: format!("read whether pool {pool_name} runs"),
-                source,
-            })?;
-            let path = pool::target_path(&pool).unwrap_or_default();
-            if active {
-                let all = pool::volume_names(&pool)?;
-                found.pool_volume_count = all.len();
-                found.volumes = all.into_iter().filter(|v| names.owns_volume(v)).collect();
-                found.volumes.sort();
-            }
-            found.pool = Some((active, path));
-        }
         let nets = self
             .conn
             .list_all_networks(0)
@@ -324,34 +369,38 @@ impl Libvirt {
                 source,
             })?;
         for net in nets {
-            if let Ok(name) = net.get_name() {
-                if names.owns_network(&name) {
-                    let active = match net.is_active() {
-                        Ok(active) => active,
-                        // Undefined since the listing.
-                        Err(e) if e.code() == ErrorNumber::NoNetwork => continue,
-                        Err(source) => {
-                            return Err(ProvisionError::Libvirt {
-                                what: format!("read whether network {name} runs"),
-                                source,
-                            })
-                        }
-                    };
-                    if !active {
-                        found.inactive_networks.push(name.clone());
-                    }
-                    if name == names.mgmt_network() {
-                        let xml =
-                            net.get_xml_desc(0)
-                                .map_err(|source| ProvisionError::Libvirt {
-                                    what: format!("read network {name}"),
-                                    source,
-                                })?;
-                        found.mgmt_network = Some(network::parse_mgmt(&xml));
-                    }
-                    found.networks.push(name);
-                }
+            let Ok(name) = net.get_name() else { continue };
+            if !names.owns_network(&name) {
+                continue;
             }
+            let read = net
+                .get_xml_desc(0)
+                .and_then(|xml| Ok((xml, net.is_active()?)));
+            let (xml, active) = match read {
+                Ok(read) => read,
+                // Undefined since the listing.
+                Err(e) if e.code() == ErrorNumber::NoNetwork => continue,
+                Err(source) => {
+                    return Err(ProvisionError::Libvirt {
+                        what: format!("read network {name}"),
+                        source,
+                    })
+                }
+            };
+            let env_in_xml = owner::network_env(&xml);
+            if let Some(reason) = owner::metadata_reason(env_in_xml.as_deref(), env) {
+                found
+                    .left_alone
+                    .push(LeftAlone::new("network", &name, reason));
+                continue;
+            }
+            if !active {
+                found.inactive_networks.push(name.clone());
+            }
+            if name == names.mgmt_network() {
+                found.mgmt_network = Some(network::parse_mgmt(&xml));
+            }
+            found.networks.push(name);
         }
         found.networks.sort();
         found.inactive_networks.sort();
@@ -362,11 +411,15 @@ impl Libvirt {
                 what: "list domains".into(),
                 source,
             })?;
+        // Files the environment's domains use: in a pool dpdkhost did not make, only
+        // these volumes are the environment's.
+        let mut used_files: HashSet<PathBuf> = HashSet::new();
         for dom in doms {
             let Ok(name) = dom.get_name() else { continue };
-            let Some(index) = names.domain_index(&name) else {
+            let index = names.domain_index(&name);
+            if index.is_none() && !names.looks_like_domain(&name) {
                 continue;
-            };
+            }
             // An error here is not "stopped": read so, it would plan a start (or a
             // replacement) of a VM that runs. Only a domain undefined since the listing
             // is skipped.
@@ -381,12 +434,23 @@ impl Libvirt {
                 }
             };
             let meta = VmMeta::parse(&xml);
-            // A domain with our name but another environment's metadata is not ours.
-            if let Some(m) = &meta {
-                if m.env != env {
-                    continue;
-                }
-            }
+            let reason = match (&meta, index) {
+                (None, _) => owner::metadata_reason(None, env),
+                (Some(m), _) if m.env != env => owner::metadata_reason(Some(&m.env), env),
+                (Some(m), Some(i)) if m.index == i => None,
+                (Some(m), _) => Some(format!(
+                    "its dpdkhost metadata is VM {}'s, whose name is {}",
+                    m.index,
+                    names.domain(m.index)
+                )),
+            };
+            let (Some(meta), Some(index), None) = (meta, index, &reason) else {
+                found
+                    .left_alone
+                    .push(LeftAlone::new("domain", &name, reason.unwrap_or_default()));
+                continue;
+            };
+            used_files.extend(owner::domain_files(&xml));
             let accel = domain::attr(&xml[..xml.find('>').unwrap_or(0)], "type")
                 .and_then(|t| Accel::from_domain_type(&t));
             found.domains.push(FoundDomain {
@@ -395,15 +459,102 @@ impl Libvirt {
                 active,
                 state: state_name(state).to_owned(),
                 accel,
-                meta: meta.unwrap_or_else(|| VmMeta {
-                    env: env.to_owned(),
-                    index,
-                    ..Default::default()
-                }),
+                meta,
             });
         }
         found.domains.sort_by_key(|d| d.index);
+        if let Some(pool) = self.pool(pool_name)? {
+            let active = pool.is_active().map_err(|source| ProvisionError::Libvirt {
+                what: format!("read whether pool {pool_name} runs"),
+                source,
+            })?;
+            let path = pool::target_path(&pool).unwrap_or_default();
+            if active {
+                self.find_volumes(&names, &pool, pool_name, used_files, &mut found)?;
+            }
+            found.pool = Some((active, path));
+        }
         Ok(found)
+    }
+
+    /// The environment's volumes in (active) pool `pool`, and the look-alikes.
+    fn find_volumes(
+        &self,
+        names: &Names,
+        pool: &StoragePool,
+        pool_name: &str,
+        mut used_files: HashSet<PathBuf>,
+        found: &mut Found,
+    ) -> Result<(), ProvisionError> {
+        let all = pool::volume_names(pool)?;
+        found.pool_owned = all.iter().any(|v| v == owner::POOL_MARKER);
+        let mut candidates = Vec::new();
+        for v in all.into_iter().filter(|v| v != owner::POOL_MARKER) {
+            found.pool_volume_count += 1;
+            if names.owns_volume(&v) {
+                candidates.push(v);
+            } else if names.looks_like_volume(&v) {
+                found.left_alone.push(LeftAlone::new(
+                    "volume",
+                    &v,
+                    "its name is not one dpdkhost gives",
+                ));
+            }
+        }
+        if found.pool_owned {
+            found.volumes = candidates;
+        } else {
+            // A volume is the environment's while one of its domains uses it, directly
+            // or as the backing file of one it uses (the base image under the overlays).
+            let mut files = Vec::new();
+            for v in candidates {
+                let Some(vol) = lookup(StorageVol::lookup_by_name(pool, &v))? else {
+                    continue;
+                };
+                let path = vol.get_path().map(PathBuf::from).ok();
+                let backing = vol
+                    .get_xml_desc(0)
+                    .ok()
+                    .and_then(|x| owner::backing_file(&x));
+                files.push((v, path, backing));
+            }
+            loop {
+                let before = found.volumes.len();
+                for (v, path, backing) in &files {
+                    if !found.volumes.contains(v)
+                        && path.as_ref().is_some_and(|p| used_files.contains(p))
+                    {
+                        found.volumes.push(v.clone());
+                        used_files.extend(backing.clone());
+                    }
+                }
+                if found.volumes.len() == before {
+                    break;
+                }
+            }
+            for (v, ..) in &files {
+                if !found.volumes.contains(v) {
+                    found.left_alone.push(LeftAlone::new(
+                        "volume",
+                        v,
+                        format!(
+                            "pool {pool_name} is not dpdkhost's and no domain of environment {} uses it",
+                            names.env
+                        ),
+                    ));
+                }
+            }
+            found.left_alone.push(LeftAlone::new(
+                "pool",
+                pool_name,
+                format!(
+                    "dpdkhost did not create it: it holds no {} volume",
+                    owner::POOL_MARKER
+                ),
+            ));
+        }
+        found.volumes.sort();
+        Ok(())
     }
 
     /// The domain by name, if defined.
@@ -432,6 +583,12 @@ impl Libvirt {
 
     fn teardown_pass(&self, env: &str, pool_name: &str) -> Result<Vec<String>, ProvisionError> {
         let mut removed = Vec::new();
+        // Start an inactive pool to see (and delete) what is in it; one dpdkhost did not
+        // make is stopped again afterwards. A never-built pool cannot start.
+        let started_pool = match self.pool(pool_name)? {
+            Some(pool) if !pool.is_active().unwrap_or(false) => pool.create(0).is_ok(),
+            _ => false,
+        };
         let found = self.find(env, pool_name)?;
         for d in &found.domains {
             if let Some(dom) = self.domain(&d.name)? {
@@ -464,19 +621,23 @@ impl Libvirt {
             }
         }
         if let Some(pool) = self.pool(pool_name)? {
-            if !pool.is_active().unwrap_or(false) {
-                // Start it to see (and delete) what is in it; a never-built pool cannot start.
-                let _ = pool.create(0);
-            }
             if pool.is_active().unwrap_or(false) {
-                for v in pool::volume_names(&pool)? {
-                    if Names::new(env).owns_volume(&v) && pool::delete_volume(&pool, &v)? {
+                for v in &found.volumes {
+                    if pool::delete_volume(&pool, v)? {
                         removed.push(format!("volume {v}"));
                     }
                 }
             }
-            if pool::remove_if_empty(&pool)? {
-                removed.push(format!("pool {pool_name}"));
+            let only_the_marker = || -> Result<bool, ProvisionError> {
+                Ok(pool::volume_names(&pool)? == [owner::POOL_MARKER])
+            };
+            if found.pool_goes() && only_the_marker()? {
+                pool::delete_volume(&pool, owner::POOL_MARKER)?;
+                if pool::remove_if_empty(&pool)? {
+                    removed.push(format!("pool {pool_name}"));
+                }
+            } else if started_pool && !found.pool_owned {
+                let _ = pool.destroy();
             }
         }
         Ok(removed)
@@ -548,11 +709,13 @@ impl Libvirt {
                         plan.vms.iter().map(VmPlan::mgmt_reservation).collect();
                     network::ensure(
                         &self.conn,
+                        &plan.env,
                         &names.mgmt_network(),
                         &network::mgmt_xml(&names.mgmt_network(), &plan.nat_subnet, &hosts),
                     )?;
                     network::ensure(
                         &self.conn,
+                        &plan.env,
                         &names.data_network(),
                         &network::data_xml(&names.data_network()),
                     )?;
@@ -574,8 +737,22 @@ impl Libvirt {
                         ProvisionError::Unexpected(format!("no VM {index} in plan"))
                     })?;
                     progress.stage(&format!("{}: overlay, seed, domain", vm.name));
-                    // A domain on an outdated base image is replaced, not patched.
+                    // A domain on an outdated base image is replaced, not patched; one
+                    // that is not the environment's is never touched.
                     if let Some(old) = self.domain(&vm.domain)? {
+                        let xml =
+                            old.get_xml_desc(0)
+                                .map_err(|source| ProvisionError::Libvirt {
+                                    what: format!("read domain {}", vm.domain),
+                                    source,
+                                })?;
+                        let meta = VmMeta::parse(&xml);
+                        let env_in_xml = meta.as_ref().map(|m| m.env.as_str());
+                        if let Some(reason) = owner::metadata_reason(env_in_xml, &plan.env) {
+                            return Err(ProvisionError::NotOurs(LeftAlone::new(
+                                "domain", &vm.domain, reason,
+                            )));
+                        }
                         if old.is_active().unwrap_or(false) {
                             old.destroy().map_err(|source| ProvisionError::Libvirt {
                                 what: format!("stop domain {} to replace it", vm.domain),
@@ -725,6 +902,7 @@ mod tests {
         }
         network::ensure(
             lv.conn(),
+            "t",
             "dpdkhost-t-data",
             &network::data_xml("dpdkhost-t-data"),
         )
@@ -778,10 +956,226 @@ mod tests {
             lv.domain("dpdkhost-t-vm3").unwrap().is_some(),
             "another env's domain stays"
         );
+        assert_eq!(
+            after.left_alone,
+            [LeftAlone::new(
+                "domain",
+                "dpdkhost-t-vm3",
+                "its dpdkhost metadata names environment other"
+            )]
+        );
         let removed_u = lv.teardown("u", "dpdkhost").unwrap();
         assert_eq!(removed_u, ["volume dpdkhost-u-vm1.qcow2", "pool dpdkhost"]);
         assert!(lv.pool("dpdkhost").unwrap().is_none());
         // down twice is fine
         assert!(lv.teardown("t", "dpdkhost").unwrap().is_empty());
+        lv.domain("dpdkhost-t-vm3")
+            .unwrap()
+            .unwrap()
+            .undefine()
+            .unwrap();
+    }
+
+    /// A domain as a person might define it: no dpdkhost metadata.
+    fn person_domain(name: &str) -> String {
+        format!(
+            "<domain type='test'><name>{name}</name><memory>1048576</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64'>hvm</type></os></domain>"
+        )
+    }
+
+    #[test]
+    fn names_are_ours_only_as_dpdkhost_writes_them() {
+        let n = Names::new("t");
+        for name in ["dpdkhost-t-vm01", "dpdkhost-t-vm+2", "dpdkhost-t-vm0"] {
+            assert_eq!(n.domain_index(name), None, "{name}");
+            assert!(n.looks_like_domain(name), "{name}");
+        }
+        assert!(!n.looks_like_domain("dpdkhost-t-vm1") && !n.looks_like_domain("dpdkhost-t-b-vm1"));
+        assert!(
+            !n.owns_volume("dpdkhost-t-vm01.qcow2") && n.looks_like_volume("dpdkhost-t-vm01.qcow2")
+        );
+        assert!(
+            n.owns_volume("dpdkhost-t-vm10-seed.img")
+                && !n.looks_like_volume("dpdkhost-t-vm10-seed.img")
+        );
+        assert!(!n.looks_like_volume(owner::POOL_MARKER));
+    }
+
+    /// A person's look-alike domains and network, and a pool of theirs that `pool =`
+    /// names, survive `down`; so do volumes in that pool that no domain of the
+    /// environment uses. What the environment's domain uses goes.
+    #[test]
+    fn down_leaves_look_alikes_and_a_pool_it_did_not_make() {
+        let lv = Libvirt::open("test:///default").unwrap();
+        let env = "la";
+        let names = Names::new(env);
+        for name in ["dpdkhost-la-vm01", "dpdkhost-la-vm+2", "dpdkhost-la-vm3"] {
+            Domain::define_xml(lv.conn(), &person_domain(name)).unwrap();
+        }
+        let foreign_net = names.mgmt_network();
+        virt::network::Network::define_xml(lv.conn(), &network::data_xml(&foreign_net)).unwrap();
+        // The person's pool, empty to begin with: not made by dpdkhost.
+        let mine = StoragePool::define_xml(
+            lv.conn(),
+            &pool::pool_xml("mine", Path::new("/mine"), pool::QemuAccount::of(lv.conn())),
+            0,
+        )
+        .unwrap();
+        mine.build(0).unwrap();
+        mine.create(0).unwrap();
+        let before = lv.find(env, "mine").unwrap();
+        assert!(before.is_empty() && !before.pool_goes(), "{before:?}");
+        assert_eq!(lv.teardown(env, "mine").unwrap(), Vec::<String>::new());
+        assert!(
+            lv.pool("mine").unwrap().is_some(),
+            "an empty pool dpdkhost did not make stays"
+        );
+
+        // The environment's VM 1 with its volumes in that pool, and volumes nobody uses.
+        let mut spec = domain::tests::spec(Accel::Tcg, true);
+        spec.name = names.domain(1);
+        spec.meta.env = env.into();
+        spec.disk = "/mine/dpdkhost-la-vm1.qcow2".into();
+        spec.seed = "/mine/dpdkhost-la-vm1-seed.img".into();
+        spec.boot = None;
+        Domain::define_xml(lv.conn(), &domain::domain_xml(&spec)).unwrap();
+        let raw = crate::image::DiskFormat::Raw;
+        for (v, backing) in [
+            ("dpdkhost-la-vm1.qcow2", "/mine/dpdkhost-la-base.img"),
+            ("dpdkhost-la-base.img", "/x"),
+            ("dpdkhost-la-vm1-seed.img", "/x"),
+            ("dpdkhost-la-vm2.qcow2", "/mine/dpdkhost-la-base.img"),
+            ("dpdkhost-la-vm01.qcow2", "/x"),
+            ("photos.img", "/x"),
+        ] {
+            StorageVol::create_xml(
+                &mine,
+                &pool::overlay_xml(
+                    v,
+                    1 << 20,
+                    Path::new(backing),
+                    raw,
+                    pool::QemuAccount::of(lv.conn()),
+                ),
+                0,
+            )
+            .unwrap();
+        }
+        let found = lv.find(env, "mine").unwrap();
+        assert_eq!(
+            found
+                .domains
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>(),
+            ["dpdkhost-la-vm1"]
+        );
+        assert!(found.networks.is_empty());
+        assert_eq!(
+            found.volumes,
+            [
+                "dpdkhost-la-base.img",
+                "dpdkhost-la-vm1-seed.img",
+                "dpdkhost-la-vm1.qcow2"
+            ],
+            "what VM 1 uses, and the base under its overlay"
+        );
+        let mut left: Vec<String> = found.left_alone.iter().map(ToString::to_string).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "domain dpdkhost-la-vm+2 (no dpdkhost metadata)",
+                "domain dpdkhost-la-vm01 (no dpdkhost metadata)",
+                "domain dpdkhost-la-vm3 (no dpdkhost metadata)",
+                "network dpdkhost-la-mgmt (no dpdkhost metadata)",
+                "pool mine (dpdkhost did not create it: it holds no dpdkhost-pool.marker volume)",
+                "volume dpdkhost-la-vm01.qcow2 (its name is not one dpdkhost gives)",
+                "volume dpdkhost-la-vm2.qcow2 (pool mine is not dpdkhost's and no domain of environment la uses it)",
+            ]
+        );
+        assert!(!found.pool_goes());
+        assert_eq!(
+            found
+                .not_ours_among(&[
+                    "domain dpdkhost-la-vm3".into(),
+                    "domain dpdkhost-la-vm1".into()
+                ])
+                .len(),
+            1,
+            "up may not make VM 3, whose name a person's domain has"
+        );
+
+        let removed = lv.teardown(env, "mine").unwrap();
+        assert_eq!(
+            removed,
+            [
+                "domain dpdkhost-la-vm1",
+                "volume dpdkhost-la-base.img",
+                "volume dpdkhost-la-vm1-seed.img",
+                "volume dpdkhost-la-vm1.qcow2"
+            ]
+        );
+        for name in ["dpdkhost-la-vm01", "dpdkhost-la-vm+2", "dpdkhost-la-vm3"] {
+            let dom = lv
+                .domain(name)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name} survives down"));
+            dom.undefine().unwrap();
+        }
+        assert!(
+            network::remove(lv.conn(), &foreign_net).unwrap(),
+            "the network survives down"
+        );
+        let mut rest = pool::volume_names(&mine).unwrap();
+        rest.sort();
+        assert_eq!(
+            rest,
+            [
+                "dpdkhost-la-vm01.qcow2",
+                "dpdkhost-la-vm2.qcow2",
+                "photos.img"
+            ]
+        );
+        for v in rest {
+            pool::delete_volume(&mine, &v).unwrap();
+        }
+        mine.destroy().unwrap();
+        mine.undefine().unwrap();
+    }
+
+    /// A pool dpdkhost made goes with the last environment in it, even after its state
+    /// is lost; and `apply` never replaces a domain that is not the environment's.
+    #[test]
+    fn a_pool_dpdkhost_made_carries_its_marker_and_goes_when_empty() {
+        let lv = Libvirt::open("test:///default").unwrap();
+        let qemu = pool::QemuAccount::of(lv.conn());
+        let p = pool::ensure(lv.conn(), "made", Path::new("/made"), qemu).unwrap();
+        assert_eq!(pool::volume_names(&p).unwrap(), [owner::POOL_MARKER]);
+        let found = lv.find("mk", "made").unwrap();
+        assert!(
+            found.pool_owned && found.pool_goes() && found.left_alone.is_empty(),
+            "{found:?}"
+        );
+        StorageVol::create_xml(
+            &p,
+            &pool::overlay_xml(
+                "dpdkhost-mk-base.img",
+                1 << 20,
+                Path::new("/x"),
+                crate::image::DiskFormat::Raw,
+                qemu,
+            ),
+            0,
+        )
+        .unwrap();
+        let found = lv.find("mk", "made").unwrap();
+        assert_eq!(found.volumes, ["dpdkhost-mk-base.img"]);
+        assert_eq!(
+            lv.teardown("mk", "made").unwrap(),
+            ["volume dpdkhost-mk-base.img", "pool made"]
+        );
+        assert!(lv.pool("made").unwrap().is_none());
     }
 }

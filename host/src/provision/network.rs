@@ -8,7 +8,7 @@ use virt::connect::Connect;
 use virt::network::Network;
 
 use super::domain::esc;
-use super::{lookup, ProvisionError};
+use super::{lookup, owner, ProvisionError};
 use crate::config::Subnet;
 
 /// One DHCP reservation.
@@ -164,14 +164,37 @@ pub fn data_xml(name: &str) -> String {
     )
 }
 
-/// Defines and starts network `name` from `xml` unless it exists; starts it if inactive.
-pub fn ensure(conn: &Connect, name: &str, xml: &str) -> Result<(), ProvisionError> {
+/// Defines network `name` from `xml` (with metadata naming environment `env`, what
+/// `down` finds it by) unless it exists, and starts it if inactive. A network of that
+/// name that is not `env`'s is refused, never used.
+pub fn ensure(conn: &Connect, env: &str, name: &str, xml: &str) -> Result<(), ProvisionError> {
     let net = match lookup(Network::lookup_by_name(conn, name))? {
-        Some(net) => net,
-        None => Network::define_xml(conn, xml).map_err(|source| ProvisionError::Libvirt {
-            what: format!("define network {name}"),
-            source,
-        })?,
+        Some(net) => {
+            let existing = net
+                .get_xml_desc(0)
+                .map_err(|source| ProvisionError::Libvirt {
+                    what: format!("read network {name}"),
+                    source,
+                })?;
+            let found = owner::network_env(&existing);
+            if let Some(reason) = owner::metadata_reason(found.as_deref(), env) {
+                return Err(ProvisionError::NotOurs(owner::LeftAlone::new(
+                    "network", name, reason,
+                )));
+            }
+            net
+        }
+        None => {
+            let xml = xml.replacen(
+                "</name>",
+                &format!("</name>\n  {}", owner::network_metadata(env)),
+                1,
+            );
+            Network::define_xml(conn, &xml).map_err(|source| ProvisionError::Libvirt {
+                what: format!("define network {name}"),
+                source,
+            })?
+        }
     };
     if !net.is_active().unwrap_or(false) {
         net.create().map_err(|source| ProvisionError::Libvirt {
@@ -250,12 +273,45 @@ mod tests {
         };
         ensure(
             &conn,
+            "nt",
             "dpdkhost-nt-mgmt",
             &mgmt_xml("dpdkhost-nt-mgmt", &subnet, &[]),
         )
         .unwrap();
-        ensure(&conn, "dpdkhost-nt-data", &data_xml("dpdkhost-nt-data")).unwrap();
-        ensure(&conn, "dpdkhost-nt-data", &data_xml("dpdkhost-nt-data")).unwrap();
+        ensure(
+            &conn,
+            "nt",
+            "dpdkhost-nt-data",
+            &data_xml("dpdkhost-nt-data"),
+        )
+        .unwrap();
+        ensure(
+            &conn,
+            "nt",
+            "dpdkhost-nt-data",
+            &data_xml("dpdkhost-nt-data"),
+        )
+        .unwrap();
+        let xml = Network::lookup_by_name(&conn, "dpdkhost-nt-data")
+            .unwrap()
+            .get_xml_desc(0)
+            .unwrap();
+        assert_eq!(owner::network_env(&xml).as_deref(), Some("nt"), "{xml}");
+        // A network of that name someone else made is refused, not used.
+        Network::define_xml(&conn, &data_xml("dpdkhost-nu-data")).unwrap();
+        let err = ensure(
+            &conn,
+            "nu",
+            "dpdkhost-nu-data",
+            &data_xml("dpdkhost-nu-data"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("network dpdkhost-nu-data") && err.contains("no dpdkhost metadata"),
+            "{err}"
+        );
+        assert!(remove(&conn, "dpdkhost-nu-data").unwrap());
         let net = Network::lookup_by_name(&conn, "dpdkhost-nt-mgmt").unwrap();
         assert!(net.is_active().unwrap());
         assert!(remove(&conn, "dpdkhost-nt-mgmt").unwrap());
@@ -280,6 +336,7 @@ mod tests {
         let name = "dpdkhost-rs-mgmt";
         ensure(
             &conn,
+            "rs",
             name,
             &mgmt_xml(name, &subnet, &[host(1, 11), host(2, 12)]),
         )

@@ -132,25 +132,29 @@ fn lv(what: impl Into<String>) -> impl FnOnce(virt::error::Error) -> ProvisionEr
     move |source| ProvisionError::Libvirt { what, source }
 }
 
-/// The pool, defined, built and started when missing or inactive.
+/// The pool, defined, built and started when missing or inactive; one it defines is
+/// marked as dpdkhost's (`owner::mark_pool`), so `down` may remove it.
 pub fn ensure(
     conn: &Connect,
     name: &str,
     path: &Path,
     qemu: QemuAccount,
 ) -> Result<StoragePool, ProvisionError> {
-    let pool = match lookup(StoragePool::lookup_by_name(conn, name))? {
-        Some(pool) => pool,
+    let (pool, created) = match lookup(StoragePool::lookup_by_name(conn, name))? {
+        Some(pool) => (pool, false),
         None => {
             let pool = StoragePool::define_xml(conn, &pool_xml(name, path, qemu), 0)
                 .map_err(lv(format!("define pool {name}")))?;
             pool.build(0)
                 .map_err(lv(format!("build pool {name} at {}", path.display())))?;
-            pool
+            (pool, true)
         }
     };
     if !pool.is_active().map_err(lv(format!("query pool {name}")))? {
         pool.create(0).map_err(lv(format!("start pool {name}")))?;
+    }
+    if created {
+        super::owner::mark_pool(&pool)?;
     }
     Ok(pool)
 }
@@ -631,9 +635,11 @@ mod tests {
             StorageVol::create_xml(&pool, &raw_volume_xml("dpdkhost-t-seed.img", 4096, QEMU), 0)
                 .unwrap();
         drop(vol);
+        let mut names = volume_names(&pool).unwrap();
+        names.sort();
         assert_eq!(
-            volume_names(&pool).unwrap(),
-            vec!["dpdkhost-t-seed.img".to_string()]
+            names,
+            [super::super::owner::POOL_MARKER, "dpdkhost-t-seed.img"]
         );
         assert!(
             !remove_if_empty(&pool).unwrap(),
@@ -641,6 +647,7 @@ mod tests {
         );
         assert!(delete_volume(&pool, "dpdkhost-t-seed.img").unwrap());
         assert!(!delete_volume(&pool, "dpdkhost-t-seed.img").unwrap());
+        assert!(delete_volume(&pool, super::super::owner::POOL_MARKER).unwrap());
         assert!(remove_if_empty(&pool).unwrap());
         assert!(StoragePool::lookup_by_name(&conn, "dpdkhost-test").is_err());
     }
