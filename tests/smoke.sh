@@ -57,9 +57,32 @@ dpdkhost image build
 
 step "up -y --no-kvm"
 start=$(date +%s%N)
-dpdkhost up -y --no-kvm
+dpdkhost up -y --no-kvm --json > "$results/up.json"
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-printf 'smoke: up to every agent SERVING in %d.%01d s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100))
+printf 'smoke: up to every guest quiet in %d.%01d s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100))
+
+step "up returned with the guests quiet (cloud-init finished in each)"
+python3 - "$results/up.json" <<'PY'
+import json, sys
+up = json.load(open(sys.argv[1]))
+guests = {g["vm"]: g for g in up["guests"]}
+assert sorted(guests) == ["vm1", "vm2"], up
+assert all(g["cloud_init"] in ("done", "disabled", "absent") for g in guests.values()), guests
+assert up["quiet_after_s"] is not None and not up["warnings"], up
+print("smoke: agents SERVING after %.1f s, guests quiet after %.1f s: %s" % (
+    up["serving_after_s"], up["quiet_after_s"],
+    "; ".join("%s load %.2f cloud-init %s" % (g["vm"], g["load1"], g["cloud_init"]) for g in guests.values())))
+PY
+
+step "secrets at rest: pool 0710, seeds 0600, unreadable to another user"
+pool_dir=$(virsh -c "$uri" pool-dumpxml "$pool" | sed -n 's:.*<path>\(.*\)</path>.*:\1:p' | head -n 1)
+seed="$pool_dir/dpdkhost-$env_name-vm1-seed.img"
+test "$(stat -c %a "$pool_dir")" = 710
+test "$(stat -c %a "$seed")" = 600
+if runuser -u nobody -- cat "$seed" >/dev/null 2>&1; then
+  echo "smoke: user nobody can read $seed" >&2; exit 1
+fi
+echo "smoke: $pool_dir is $(stat -c '%a %U:%G' "$pool_dir"), the seed $(stat -c '%a %U:%G' "$seed"); nobody cannot read it"
 
 step "status --json: every agent SERVING"
 dpdkhost status --json > "$results/status.json"
@@ -78,6 +101,18 @@ dpdkhost ssh 2 -- 'test "$(hostname)" = vm2 && grep -q HugePages_Total /proc/mem
 step "outputs and inventory"
 dpdkhost outputs --json | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["vm_names"]==["vm1","vm2"], o'
 dpdkhost inventory --list | python3 -c 'import json,sys; i=json.load(sys.stdin); assert i["dpdk_vms"]["hosts"]==["vm1","vm2"], i'
+
+step "config drift is shown and not applied without -y"
+drift_config=$(mktemp /tmp/dpdkhost-smoke-drift.XXXXXX.toml)
+printf 'memory_mb = 1536\n' > "$drift_config"
+drift_plan=$("$bin" --env "$env_name" --config "$drift_config" plan 2>&1)
+grep -q "~ vm1: memory_mb 1024 -> 1536: replaces vm1" <<<"$drift_plan" || { echo "$drift_plan" >&2; exit 1; }
+if drift_up=$("$bin" --env "$env_name" --config "$drift_config" up --no-kvm </dev/null 2>&1); then
+  echo "smoke: up applied a memory_mb change without -y" >&2; exit 1
+fi
+rm -f "$drift_config"
+grep -q "not applied: memory_mb changed" <<<"$drift_up" || { echo "$drift_up" >&2; exit 1; }
+echo "smoke: plan names memory_mb 1024 -> 1536 per VM; up without -y refused"
 
 step "up again: no changes"
 out=$(dpdkhost up -y --no-kvm 2>&1)
@@ -141,6 +176,22 @@ assert testpmd["unaccounted"] == 0, testpmd
 print(f"smoke: agent tx {agent['tx_pps']:.0f} rx {agent['rx_pps']:.0f} pps; testpmd tx {testpmd['tx_pps']:.0f} rx {testpmd['rx_pps']:.0f} pps; "
       f"ratio agent/testpmd: tx={agent['tx_pps']/testpmd['tx_pps']:.2f} rx={agent['rx_pps']/testpmd['rx_pps']:.2f}")
 PY
+
+step "one mutating command at a time: down while a bench runs is refused, naming it"
+dpdkhost bench --pps --duration 6 --results "$results" >/dev/null 2>&1 &
+bench_pid=$!
+held=
+for _ in $(seq 1 50); do
+  if out=$(dpdkhost down -y 2>&1); then
+    echo "smoke: down ran while a bench was running" >&2; kill "$bench_pid"; exit 1
+  fi
+  if grep -q "is busy" <<<"$out"; then held=$out; break; fi
+  sleep 0.1
+done
+wait "$bench_pid"
+if [ -z "$held" ]; then echo "smoke: down never reported the lock: $out" >&2; exit 1; fi
+grep -q "bench" <<<"$held" || { echo "smoke: $held" >&2; exit 1; }
+echo "smoke: $held"
 
 step "agents still serving after the workloads"
 dpdkhost status --json | python3 -c '
