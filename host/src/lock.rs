@@ -9,7 +9,6 @@
 //! holds it now, and is read only while the lock is held by someone.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -93,12 +92,10 @@ impl EnvLock {
             .map_err(io)?;
         let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(locked) => locked,
-            Err((mut file, Errno::EWOULDBLOCK)) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+            Err((file, Errno::EWOULDBLOCK)) => {
                 return Err(LockError::Busy {
                     env: env.to_owned(),
-                    holder: serde_json::from_str(&text).ok(),
+                    holder: read_holder(&file),
                     path,
                 });
             }
@@ -119,6 +116,22 @@ impl EnvLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The holder as it wrote itself into the lock file. A holder writes after it has the
+/// lock, so a reader that comes in between finds the file empty or half written: read
+/// again for a moment before giving up on the name.
+fn read_holder(file: &std::fs::File) -> Option<Holder> {
+    use std::os::unix::fs::FileExt;
+    for _ in 0..25 {
+        let mut buf = vec![0u8; 4096];
+        let n = file.read_at(&mut buf, 0).unwrap_or(0);
+        if let Ok(holder) = serde_json::from_slice(&buf[..n]) {
+            return Some(holder);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
 }
 
 /// This process's command line as the user typed it: `dpdkhost` and its arguments.
