@@ -6,6 +6,7 @@
 //! in `dpdk-sys`; packets, workloads and selftest are safe Rust.
 
 pub mod bind;
+pub mod connections;
 pub mod cpu;
 pub mod datapath;
 pub mod eal;

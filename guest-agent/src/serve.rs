@@ -18,10 +18,10 @@ use std::time::Duration;
 use agent_proto::config::{parse_cidr, AgentConfig, ConfigError, TlsPaths, DEFAULT_CONFIG_PATH};
 use agent_proto::v1::agent_server::AgentServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::bind::{self, BindRequest, Binding, SysfsRoot, SystemKernel};
+use crate::connections;
 use crate::datapath::{DataPort, DataPortSpec, PortSelector};
 use crate::eal::Eal;
 use crate::handover::{Device, Handover};
@@ -459,15 +459,20 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
         .build_v1alpha()
         .map_err(|error| ServeError::Usage(format!("server reflection: {error}")))?;
 
+    // Keepalive pings find connections whose client vanished (an established
+    // connection holds one of connections::MAX_CONNECTIONS places).
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .max_concurrent_streams(Some(64))
         .concurrency_limit_per_connection(64);
-    match &plan.tls {
-        Some(paths) => builder = builder.tls_config(tls::server_config(paths)?)?,
-        None => tracing::warn!("serving WITHOUT TLS (--insecure)"),
-    }
+    let tls_config = match &plan.tls {
+        Some(paths) => Some(tls::server_config(paths)?),
+        None => {
+            tracing::warn!("serving WITHOUT TLS (--insecure)");
+            None
+        }
+    };
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let listen = plan.listen;
@@ -482,7 +487,7 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(agent)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(connections::admitted(listener, tls_config), async {
                 let _ = shutdown_rx.await;
             })
             .await?;
