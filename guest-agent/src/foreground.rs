@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dpdk_agent::datapath::{DataPort, DataPortSpec, PortSelector};
+use dpdk_agent::devlock::{self, DeviceLocks};
 use dpdk_agent::eal::Eal;
 use dpdk_agent::packet::format_mac;
 use dpdk_agent::selftest::{is_pci_address, StandaloneSelftest};
@@ -85,8 +86,10 @@ pub fn selftest(cli: &Cli) -> Result<ExitCode> {
     })
 }
 
-fn open_port(args: &PortArgs) -> Result<DataPort> {
+/// The port and the locks on its devices (held while it is open).
+fn open_port(args: &PortArgs) -> Result<(DataPort, DeviceLocks)> {
     let eal_args: Vec<String> = args.eal.split_whitespace().map(str::to_owned).collect();
+    let locks = DeviceLocks::for_eal_args(&eal_args, &devlock::run_dir(), "dpdk-agent workload")?;
     let eal = Eal::init(&eal_args)?;
     let device: PortSelector = args.device.parse().unwrap_or(PortSelector::Id(0));
     let mut spec = DataPortSpec::new(device, args.ip.ip, args.ip.prefix_len);
@@ -107,7 +110,7 @@ fn open_port(args: &PortArgs) -> Result<DataPort> {
         details.ip,
         details.prefix_len
     );
-    Ok(port)
+    Ok((port, locks))
 }
 
 /// Set by the first SIGINT or SIGTERM a foreground workload receives.
@@ -187,7 +190,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     };
     // Before EAL: a bad parameter should not cost an EAL start.
     params.validate()?;
-    let mut port = open_port(&args.port)?;
+    let (mut port, _locks) = open_port(&args.port)?;
     let live = BenchLive::default();
     let stop = StopSignal::new();
     stop_on_signals()?;
@@ -249,7 +252,7 @@ pub fn reflect(args: &ReflectArgs) -> Result<ExitCode> {
     if duration.is_zero() {
         bail!("--duration must be above 0");
     }
-    let mut port = open_port(&args.port)?;
+    let (mut port, _locks) = open_port(&args.port)?;
     let live = ReflectLive::default();
     let stop = StopSignal::new();
     stop_on_signals()?;
@@ -294,7 +297,7 @@ pub fn pingpong(args: &PingPongArgs) -> Result<ExitCode> {
         timeout: Duration::from_millis(args.timeout_ms),
     };
     params.validate()?;
-    let mut port = open_port(&args.port)?;
+    let (mut port, _locks) = open_port(&args.port)?;
     let live = PingPongLive::default();
     let stop = StopSignal::new();
     stop_on_signals()?;

@@ -9,6 +9,7 @@ pub mod bind;
 pub mod connections;
 pub mod cpu;
 pub mod datapath;
+pub mod devlock;
 pub mod eal;
 pub mod handover;
 pub mod mbuf;

@@ -23,6 +23,7 @@ use tonic::transport::Server;
 use crate::bind::{self, BindRequest, Binding, SysfsRoot, SystemKernel};
 use crate::connections;
 use crate::datapath::{DataPort, DataPortSpec, PortSelector};
+use crate::devlock::{self, DeviceLocks};
 use crate::eal::Eal;
 use crate::handover::{Device, Handover};
 use crate::service::{AgentService, NicDrivers, ServiceOptions};
@@ -248,6 +249,8 @@ struct Dataplane {
     binding: Option<Binding>,
     drivers: NicDrivers,
     failure: Option<String>,
+    /// The device locks when no handover holds them (the port did not open).
+    locks: Option<DeviceLocks>,
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
@@ -288,6 +291,7 @@ fn bring_up(plan: DataplanePlan) -> Dataplane {
         binding: None,
         drivers: NicDrivers::default(),
         failure: None,
+        locks: None,
     };
     let (eal_args, device, ip, prefix_len, handover_device) = match plan {
         DataplanePlan::Vdev {
@@ -347,6 +351,14 @@ fn bring_up(plan: DataplanePlan) -> Dataplane {
             (args, device, ip, prefix_len, handover_device)
         }
     };
+    let run_dir = devlock::run_dir();
+    let locks = match DeviceLocks::for_eal_args(&eal_args, &run_dir, "dpdk-agent serve") {
+        Ok(locks) => locks,
+        Err(error) => {
+            dataplane.failure = Some(format!("locking the data device: {}", chain(&error)));
+            return dataplane;
+        }
+    };
     let eal = match Eal::init(&eal_args) {
         Ok(eal) => eal,
         Err(error) => {
@@ -367,10 +379,14 @@ fn bring_up(plan: DataplanePlan) -> Dataplane {
                 "data port open"
             );
             dataplane.port = Some(port);
-            dataplane.handover = Some(Handover::new(eal, spec, handover_device));
+            let mut handover = Handover::new(eal, spec, handover_device);
+            handover.hold_locks(locks, eal_args, run_dir);
+            dataplane.handover = Some(handover);
         }
         Err(error) => {
             dataplane.failure = Some(format!("opening data port {device}: {}", chain(&error)));
+            // EAL keeps the device probed: keep it locked until the agent exits.
+            dataplane.locks = Some(locks);
         }
     }
     dataplane
@@ -432,6 +448,7 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
                     binding: None,
                     drivers: NicDrivers::default(),
                     failure: Some(format!("data port bring-up panicked: {error}")),
+                    locks: None,
                 });
             let drivers = dataplane.drivers.clone();
             if let Some(handover) = dataplane.handover {
@@ -444,7 +461,7 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
                     service.set_failed(reason, drivers).await;
                 }
             }
-            dataplane.binding
+            (dataplane.binding, dataplane.locks)
         })
     };
 
@@ -509,13 +526,14 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
 
     // Stop workloads and take the port back before the server drains, so open
     // streams end with their results.
-    let binding = match tokio::time::timeout(Duration::from_secs(30), bring_up_task).await {
-        Ok(Ok(binding)) => binding,
-        _ => {
-            tracing::error!("data port bring-up did not finish; the NIC is left as it is");
-            None
-        }
-    };
+    let (binding, _unopened_port_locks) =
+        match tokio::time::timeout(Duration::from_secs(30), bring_up_task).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => {
+                tracing::error!("data port bring-up did not finish; the NIC is left as it is");
+                (None, None)
+            }
+        };
     let port = service.shutdown().await;
     if server_ended.is_none() {
         let _ = shutdown_tx.send(());

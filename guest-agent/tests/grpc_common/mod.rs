@@ -137,6 +137,8 @@ impl Agent {
         let child = command
             .args(&args)
             .env("RUST_LOG", "info")
+            // Device locks and the control socket: this agent's own.
+            .env("DPDK_AGENT_RUN_DIR", dir.path().join("run"))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
@@ -154,6 +156,11 @@ impl Agent {
             pki,
             log,
         }
+    }
+
+    /// The agent's run directory (device locks, control socket).
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
     }
 
     pub fn pid(&self) -> u32 {
