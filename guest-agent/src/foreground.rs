@@ -10,7 +10,7 @@ use dpdk_agent::datapath::{DataPort, DataPortSpec, PortSelector};
 use dpdk_agent::devlock::{self, DeviceLocks};
 use dpdk_agent::eal::Eal;
 use dpdk_agent::packet::format_mac;
-use dpdk_agent::selftest::{is_pci_address, StandaloneSelftest};
+use dpdk_agent::selftest::{is_pci_address, Check, SelftestReport, StandaloneSelftest};
 use dpdk_agent::workload::{
     self, BenchLive, BenchMode, BenchParams, PingPongLive, PingPongParams, ReflectLive, StopSignal,
 };
@@ -25,8 +25,75 @@ fn seconds(value: f64, name: &str) -> Result<Duration> {
         .with_context(|| format!("--{name} {value} is not a duration in seconds"))
 }
 
+fn print_report(report: &SelftestReport, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report.render_table());
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--selftest` with no device: through the serving agent's control socket, with
+/// the peer from --peer or the agent's configuration. None when no agent serves.
+fn selftest_through_agent(cli: &Cli) -> Result<Option<SelftestReport>> {
+    let socket = cli
+        .control_socket
+        .clone()
+        .unwrap_or_else(dpdk_agent::control::default_socket);
+    if !socket.exists() {
+        if cli.control_socket.is_some() {
+            bail!("no control socket {}", socket.display());
+        }
+        return Ok(None);
+    }
+    let peer = match cli.peer {
+        Some(peer) => Some(peer),
+        None if cli.config.exists() => {
+            agent_proto::config::AgentConfig::load(&cli.config)
+                .with_context(|| "reading the peer from the agent's configuration")?
+                .peer_ip
+        }
+        None => None,
+    };
+    let timeout = seconds(cli.timeout, "timeout")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let reply = runtime.block_on(dpdk_agent::control::selftest(&socket, peer, timeout));
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error @ dpdk_agent::control::ControlError::Connect { .. })
+            if cli.control_socket.is_none() =>
+        {
+            tracing::warn!(error = %format!("{error:#}"), "no serving agent: running the selftest here");
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let mut checks = vec![Check::pass(
+        "serving agent",
+        format!("through {}", socket.display()),
+    )];
+    checks.extend(reply.checks.into_iter().map(|check| Check {
+        name: check.name,
+        ok: check.ok,
+        detail: check.detail,
+    }));
+    Ok(Some(SelftestReport { checks }))
+}
+
 /// `--selftest`: prints the table (or JSON); exit status 1 when any check failed.
 pub fn selftest(cli: &Cli) -> Result<ExitCode> {
+    if !cli.loopback && cli.device.is_none() && cli.eal.is_none() {
+        if let Some(report) = selftest_through_agent(cli)? {
+            return print_report(&report, cli.json);
+        }
+    }
     let test = if cli.loopback {
         StandaloneSelftest {
             peer: cli.peer,
@@ -74,16 +141,7 @@ pub fn selftest(cli: &Cli) -> Result<ExitCode> {
         }
     };
     let report = test.run();
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.render_table());
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    print_report(&report, cli.json)
 }
 
 /// The port and the locks on its devices (held while it is open).

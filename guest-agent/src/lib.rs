@@ -7,6 +7,7 @@
 
 pub mod bind;
 pub mod connections;
+pub mod control;
 pub mod cpu;
 pub mod datapath;
 pub mod devlock;

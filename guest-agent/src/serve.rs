@@ -22,6 +22,7 @@ use tonic::transport::Server;
 
 use crate::bind::{self, BindRequest, Binding, SysfsRoot, SystemKernel};
 use crate::connections;
+use crate::control::{self, ControlError};
 use crate::datapath::{DataPort, DataPortSpec, PortSelector};
 use crate::devlock::{self, DeviceLocks};
 use crate::eal::Eal;
@@ -84,6 +85,10 @@ pub struct ServeArgs {
     /// How long to keep retrying the listen address (it may come up after the agent).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub listen_retry_secs: u64,
+    /// The local control socket (root only, no TLS) that `dpdk-agent --selftest`
+    /// uses; default `<run dir>/agent.sock` (/run/dpdk-agent, or $DPDK_AGENT_RUN_DIR).
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
     /// Root of sysfs (tests point it at a fake tree).
     #[arg(long, value_name = "DIR", default_value = "/sys", hide = true)]
     pub sysfs_root: PathBuf,
@@ -118,6 +123,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The local control socket could not be set up.
+    #[error("control socket")]
+    Control(#[from] ControlError),
     /// The async runtime or signal handlers could not be set up.
     #[error("runtime")]
     Runtime(#[source] std::io::Error),
@@ -148,6 +156,7 @@ enum DataplanePlan {
 #[derive(Debug, Clone)]
 struct Plan {
     listen: SocketAddr,
+    control_socket: PathBuf,
     tls: Option<TlsPaths>,
     dataplane: DataplanePlan,
     listen_retry: Duration,
@@ -236,6 +245,10 @@ fn plan(args: &ServeArgs) -> Result<Plan, ServeError> {
     };
     Ok(Plan {
         listen,
+        control_socket: args
+            .control_socket
+            .clone()
+            .unwrap_or_else(control::default_socket),
         tls,
         dataplane,
         listen_retry: Duration::from_secs(args.listen_retry_secs),
@@ -491,6 +504,24 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
         }
     };
 
+    // The control socket: the same Agent service for root in the VM, no TLS.
+    let control_listener = control::listen(&plan.control_socket)?;
+    tracing::info!(path = %plan.control_socket.display(), "serving the local control socket");
+    let (control_stop_tx, control_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let control_server = tokio::spawn(
+        Server::builder()
+            .add_service(health_service.clone())
+            .add_service(
+                AgentServer::new(service.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::UnixListenerStream::new(control_listener),
+                async {
+                    let _ = control_stop_rx.await;
+                },
+            ),
+    );
+
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let listen = plan.listen;
     let retry = plan.listen_retry;
@@ -536,7 +567,15 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
         };
     let port = service.shutdown().await;
     if server_ended.is_none() {
+        let _ = control_stop_tx.send(());
         let _ = shutdown_tx.send(());
+        if tokio::time::timeout(DRAIN_TIMEOUT, control_server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("control socket connections did not close within {DRAIN_TIMEOUT:?}");
+        }
+        let _ = std::fs::remove_file(&plan.control_socket);
         if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
             .await
             .is_err()

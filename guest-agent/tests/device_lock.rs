@@ -61,3 +61,47 @@ async fn a_selftest_on_the_serving_agents_device_is_refused_naming_it() {
         "{info:?}"
     );
 }
+
+/// `dpdk-agent --selftest` with no device asks the serving agent through its
+/// control socket: every check passes (the ring loops the round trip back), and
+/// the agent keeps its port.
+#[tokio::test]
+async fn a_selftest_without_a_device_runs_through_the_serving_agent() {
+    let agent = Agent::start(AgentOptions::default());
+    let mut client = agent.serving().await;
+    let socket = agent.run_dir().join("agent.sock");
+    let output = Command::new(env!("CARGO_BIN_EXE_dpdk-agent"))
+        .args(["--selftest", "--json", "--control-socket"])
+        .arg(&socket)
+        .args(["--config", "/nonexistent/agent.toml"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.first(), Some(&"serving agent"), "{stdout}");
+    assert!(names.contains(&"packet round trip"), "{stdout}");
+    let mode = std::fs::metadata(&socket).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let info = client.info().await.unwrap();
+    assert_eq!(
+        info.eal_state(),
+        agent_proto::v1::EalState::Ready,
+        "{info:?}"
+    );
+    assert!(info.workload.is_empty(), "{info:?}");
+}
