@@ -36,6 +36,13 @@ pub struct Cli {
         conflicts_with = "loopback"
     )]
     pub eal: Option<String>,
+    /// Selftest without --device/--eal/--loopback: ask the serving agent through
+    /// this control socket (default /run/dpdk-agent/agent.sock).
+    #[arg(long, value_name = "PATH", requires = "selftest", conflicts_with_all = ["loopback", "device", "eal"])]
+    pub control_socket: Option<std::path::PathBuf>,
+    /// Selftest: the agent configuration giving the peer when --peer is not given.
+    #[arg(long, value_name = "PATH", requires = "selftest", default_value = agent_proto::config::DEFAULT_CONFIG_PATH)]
+    pub config: std::path::PathBuf,
     /// Selftest: seconds to wait for the link and for replies.
     #[arg(long, requires = "selftest", default_value_t = 5.0)]
     pub timeout: f64,

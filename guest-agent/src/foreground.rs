@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dpdk_agent::datapath::{DataPort, DataPortSpec, PortSelector};
+use dpdk_agent::devlock::{self, DeviceLocks};
 use dpdk_agent::eal::Eal;
 use dpdk_agent::packet::format_mac;
-use dpdk_agent::selftest::{is_pci_address, StandaloneSelftest};
+use dpdk_agent::selftest::{is_pci_address, Check, SelftestReport, StandaloneSelftest};
 use dpdk_agent::workload::{
     self, BenchLive, BenchMode, BenchParams, PingPongLive, PingPongParams, ReflectLive, StopSignal,
 };
@@ -24,8 +25,75 @@ fn seconds(value: f64, name: &str) -> Result<Duration> {
         .with_context(|| format!("--{name} {value} is not a duration in seconds"))
 }
 
+fn print_report(report: &SelftestReport, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report.render_table());
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--selftest` with no device: through the serving agent's control socket, with
+/// the peer from --peer or the agent's configuration. None when no agent serves.
+fn selftest_through_agent(cli: &Cli) -> Result<Option<SelftestReport>> {
+    let socket = cli
+        .control_socket
+        .clone()
+        .unwrap_or_else(dpdk_agent::control::default_socket);
+    if !socket.exists() {
+        if cli.control_socket.is_some() {
+            bail!("no control socket {}", socket.display());
+        }
+        return Ok(None);
+    }
+    let peer = match cli.peer {
+        Some(peer) => Some(peer),
+        None if cli.config.exists() => {
+            agent_proto::config::AgentConfig::load(&cli.config)
+                .with_context(|| "reading the peer from the agent's configuration")?
+                .peer_ip
+        }
+        None => None,
+    };
+    let timeout = seconds(cli.timeout, "timeout")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let reply = runtime.block_on(dpdk_agent::control::selftest(&socket, peer, timeout));
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error @ dpdk_agent::control::ControlError::Connect { .. })
+            if cli.control_socket.is_none() =>
+        {
+            tracing::warn!(error = %format!("{error:#}"), "no serving agent: running the selftest here");
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let mut checks = vec![Check::pass(
+        "serving agent",
+        format!("through {}", socket.display()),
+    )];
+    checks.extend(reply.checks.into_iter().map(|check| Check {
+        name: check.name,
+        ok: check.ok,
+        detail: check.detail,
+    }));
+    Ok(Some(SelftestReport { checks }))
+}
+
 /// `--selftest`: prints the table (or JSON); exit status 1 when any check failed.
 pub fn selftest(cli: &Cli) -> Result<ExitCode> {
+    if !cli.loopback && cli.device.is_none() && cli.eal.is_none() {
+        if let Some(report) = selftest_through_agent(cli)? {
+            return print_report(&report, cli.json);
+        }
+    }
     let test = if cli.loopback {
         StandaloneSelftest {
             peer: cli.peer,
@@ -73,20 +141,13 @@ pub fn selftest(cli: &Cli) -> Result<ExitCode> {
         }
     };
     let report = test.run();
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.render_table());
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    print_report(&report, cli.json)
 }
 
-fn open_port(args: &PortArgs) -> Result<DataPort> {
+/// The port and the locks on its devices (held while it is open).
+fn open_port(args: &PortArgs) -> Result<(DataPort, DeviceLocks)> {
     let eal_args: Vec<String> = args.eal.split_whitespace().map(str::to_owned).collect();
+    let locks = DeviceLocks::for_eal_args(&eal_args, &devlock::run_dir(), "dpdk-agent workload")?;
     let eal = Eal::init(&eal_args)?;
     let device: PortSelector = args.device.parse().unwrap_or(PortSelector::Id(0));
     let mut spec = DataPortSpec::new(device, args.ip.ip, args.ip.prefix_len);
@@ -107,7 +168,7 @@ fn open_port(args: &PortArgs) -> Result<DataPort> {
         details.ip,
         details.prefix_len
     );
-    Ok(port)
+    Ok((port, locks))
 }
 
 /// Set by the first SIGINT or SIGTERM a foreground workload receives.
@@ -187,7 +248,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     };
     // Before EAL: a bad parameter should not cost an EAL start.
     params.validate()?;
-    let mut port = open_port(&args.port)?;
+    let (mut port, _locks) = open_port(&args.port)?;
     let live = BenchLive::default();
     let stop = StopSignal::new();
     stop_on_signals()?;
@@ -249,7 +310,7 @@ pub fn reflect(args: &ReflectArgs) -> Result<ExitCode> {
     if duration.is_zero() {
         bail!("--duration must be above 0");
     }
-    let mut port = open_port(&args.port)?;
+    let (mut port, _locks) = open_port(&args.port)?;
     let live = ReflectLive::default();
     let stop = StopSignal::new();
     stop_on_signals()?;
@@ -294,7 +355,7 @@ pub fn pingpong(args: &PingPongArgs) -> Result<ExitCode> {
         timeout: Duration::from_millis(args.timeout_ms),
     };
     params.validate()?;
-    let mut port = open_port(&args.port)?;
+    let (mut port, _locks) = open_port(&args.port)?;
     let live = PingPongLive::default();
     let stop = StopSignal::new();
     stop_on_signals()?;

@@ -21,6 +21,7 @@ use dpdk_sys as sys;
 
 use crate::bind::{self, BindError, BindRequest, Binding, KernelOps, SysfsRoot};
 use crate::datapath::{DataPort, DataPortSpec, DatapathError};
+use crate::devlock::{DeviceLocks, LockError};
 use crate::eal::{Eal, RteError};
 
 /// Who gets the port.
@@ -68,6 +69,9 @@ pub enum HandoverError {
     /// The port could not be opened again.
     #[error("opening the data port again")]
     Open(#[from] DatapathError),
+    /// Another process took the device while it was handed over.
+    #[error("taking the device lock back")]
+    Lock(#[from] LockError),
 }
 
 /// How the agent reached its data port.
@@ -138,6 +142,17 @@ pub struct Handover {
     eal: Eal,
     spec: DataPortSpec,
     device: Device,
+    locks: Option<HeldLocks>,
+}
+
+/// The device locks the agent holds while it drives the port (devlock.rs).
+#[derive(Debug)]
+struct HeldLocks {
+    /// The EAL arguments naming the devices, to lock them again.
+    eal_args: Vec<String>,
+    run_dir: PathBuf,
+    /// None while a DPDK process has the port.
+    held: Option<DeviceLocks>,
 }
 
 fn c_string(text: &str) -> CString {
@@ -149,7 +164,22 @@ fn c_string(text: &str) -> CString {
 impl Handover {
     /// A handover for the port `spec` opened on `device`.
     pub fn new(eal: Eal, spec: DataPortSpec, device: Device) -> Handover {
-        Handover { eal, spec, device }
+        Handover {
+            eal,
+            spec,
+            device,
+            locks: None,
+        }
+    }
+
+    /// Keeps `locks` (taken on the devices `eal_args` name, in `run_dir`) while the
+    /// agent drives the port: let go while a DPDK process has it, taken back with it.
+    pub fn hold_locks(&mut self, locks: DeviceLocks, eal_args: Vec<String>, run_dir: PathBuf) {
+        self.locks = Some(HeldLocks {
+            eal_args,
+            run_dir,
+            held: Some(locks),
+        });
     }
 
     /// The NIC binding now, if the port is a PCI NIC.
@@ -249,6 +279,13 @@ impl Handover {
                 released.eal_args = vec!["--no-pci".into(), format!("--vdev={spec}")];
             }
         }
+        if to == ReleaseTarget::DpdkProcess {
+            if let Some(locks) = &mut self.locks {
+                // The process it goes to (dpdk-testpmd) does not know our lock; any
+                // of ours started meanwhile may use the device, as the caller asked.
+                locks.held = None;
+            }
+        }
         tracing::info!(%to, %bus, device = %released.device, "data port released");
         Ok(released)
     }
@@ -274,6 +311,15 @@ impl Handover {
                 preference: *preference,
                 state_path: state_file.as_deref(),
             })?;
+        }
+        if let Some(locks) = &mut self.locks {
+            if locks.held.is_none() {
+                locks.held = Some(DeviceLocks::for_eal_args(
+                    &locks.eal_args,
+                    &locks.run_dir,
+                    "dpdk-agent serve",
+                )?);
+            }
         }
         self.attach()?;
         let port = DataPort::open(&self.eal, &self.spec)?;

@@ -6,8 +6,11 @@
 //! in `dpdk-sys`; packets, workloads and selftest are safe Rust.
 
 pub mod bind;
+pub mod connections;
+pub mod control;
 pub mod cpu;
 pub mod datapath;
+pub mod devlock;
 pub mod eal;
 pub mod handover;
 pub mod mbuf;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::datapath::{DataPort, DataPortSpec, PortSelector};
+use crate::devlock::DeviceLocks;
 use crate::eal::Eal;
 use crate::workload::{pingpong, PingPongLive, PingPongParams, StopSignal};
 
@@ -332,6 +333,29 @@ impl StandaloneSelftest {
                 report.checks.push(binding_check(name));
             }
         }
+        // Held until the port is closed, at the end of the run.
+        let locks = DeviceLocks::for_eal_args(
+            &self.eal_args,
+            &crate::devlock::run_dir(),
+            "dpdk-agent --selftest",
+        );
+        let _locks = match locks {
+            Ok(locks) => {
+                let devices = locks.devices();
+                if !devices.is_empty() {
+                    report
+                        .checks
+                        .push(Check::pass("device lock", devices.join(", ")));
+                }
+                locks
+            }
+            Err(error) => {
+                report
+                    .checks
+                    .push(Check::fail("device lock", error_chain(&error)));
+                return report;
+            }
+        };
         let eal = match Eal::init(&self.eal_args) {
             Ok(eal) => {
                 report.checks.push(Check::pass(

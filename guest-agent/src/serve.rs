@@ -18,11 +18,13 @@ use std::time::Duration;
 use agent_proto::config::{parse_cidr, AgentConfig, ConfigError, TlsPaths, DEFAULT_CONFIG_PATH};
 use agent_proto::v1::agent_server::AgentServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::bind::{self, BindRequest, Binding, SysfsRoot, SystemKernel};
+use crate::connections;
+use crate::control::{self, ControlError};
 use crate::datapath::{DataPort, DataPortSpec, PortSelector};
+use crate::devlock::{self, DeviceLocks};
 use crate::eal::Eal;
 use crate::handover::{Device, Handover};
 use crate::service::{AgentService, NicDrivers, ServiceOptions};
@@ -83,6 +85,10 @@ pub struct ServeArgs {
     /// How long to keep retrying the listen address (it may come up after the agent).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub listen_retry_secs: u64,
+    /// The local control socket (root only, no TLS) that `dpdk-agent --selftest`
+    /// uses; default `<run dir>/agent.sock` (/run/dpdk-agent, or $DPDK_AGENT_RUN_DIR).
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
     /// Root of sysfs (tests point it at a fake tree).
     #[arg(long, value_name = "DIR", default_value = "/sys", hide = true)]
     pub sysfs_root: PathBuf,
@@ -117,6 +123,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The local control socket could not be set up.
+    #[error("control socket")]
+    Control(#[from] ControlError),
     /// The async runtime or signal handlers could not be set up.
     #[error("runtime")]
     Runtime(#[source] std::io::Error),
@@ -147,6 +156,7 @@ enum DataplanePlan {
 #[derive(Debug, Clone)]
 struct Plan {
     listen: SocketAddr,
+    control_socket: PathBuf,
     tls: Option<TlsPaths>,
     dataplane: DataplanePlan,
     listen_retry: Duration,
@@ -235,6 +245,10 @@ fn plan(args: &ServeArgs) -> Result<Plan, ServeError> {
     };
     Ok(Plan {
         listen,
+        control_socket: args
+            .control_socket
+            .clone()
+            .unwrap_or_else(control::default_socket),
         tls,
         dataplane,
         listen_retry: Duration::from_secs(args.listen_retry_secs),
@@ -248,6 +262,8 @@ struct Dataplane {
     binding: Option<Binding>,
     drivers: NicDrivers,
     failure: Option<String>,
+    /// The device locks when no handover holds them (the port did not open).
+    locks: Option<DeviceLocks>,
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
@@ -288,6 +304,7 @@ fn bring_up(plan: DataplanePlan) -> Dataplane {
         binding: None,
         drivers: NicDrivers::default(),
         failure: None,
+        locks: None,
     };
     let (eal_args, device, ip, prefix_len, handover_device) = match plan {
         DataplanePlan::Vdev {
@@ -347,6 +364,14 @@ fn bring_up(plan: DataplanePlan) -> Dataplane {
             (args, device, ip, prefix_len, handover_device)
         }
     };
+    let run_dir = devlock::run_dir();
+    let locks = match DeviceLocks::for_eal_args(&eal_args, &run_dir, "dpdk-agent serve") {
+        Ok(locks) => locks,
+        Err(error) => {
+            dataplane.failure = Some(format!("locking the data device: {}", chain(&error)));
+            return dataplane;
+        }
+    };
     let eal = match Eal::init(&eal_args) {
         Ok(eal) => eal,
         Err(error) => {
@@ -367,10 +392,14 @@ fn bring_up(plan: DataplanePlan) -> Dataplane {
                 "data port open"
             );
             dataplane.port = Some(port);
-            dataplane.handover = Some(Handover::new(eal, spec, handover_device));
+            let mut handover = Handover::new(eal, spec, handover_device);
+            handover.hold_locks(locks, eal_args, run_dir);
+            dataplane.handover = Some(handover);
         }
         Err(error) => {
             dataplane.failure = Some(format!("opening data port {device}: {}", chain(&error)));
+            // EAL keeps the device probed: keep it locked until the agent exits.
+            dataplane.locks = Some(locks);
         }
     }
     dataplane
@@ -432,6 +461,7 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
                     binding: None,
                     drivers: NicDrivers::default(),
                     failure: Some(format!("data port bring-up panicked: {error}")),
+                    locks: None,
                 });
             let drivers = dataplane.drivers.clone();
             if let Some(handover) = dataplane.handover {
@@ -444,7 +474,7 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
                     service.set_failed(reason, drivers).await;
                 }
             }
-            dataplane.binding
+            (dataplane.binding, dataplane.locks)
         })
     };
 
@@ -459,15 +489,38 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
         .build_v1alpha()
         .map_err(|error| ServeError::Usage(format!("server reflection: {error}")))?;
 
+    // Keepalive pings find connections whose client vanished (an established
+    // connection holds one of connections::MAX_CONNECTIONS places).
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .max_concurrent_streams(Some(64))
         .concurrency_limit_per_connection(64);
-    match &plan.tls {
-        Some(paths) => builder = builder.tls_config(tls::server_config(paths)?)?,
-        None => tracing::warn!("serving WITHOUT TLS (--insecure)"),
-    }
+    let tls_config = match &plan.tls {
+        Some(paths) => Some(tls::server_config(paths)?),
+        None => {
+            tracing::warn!("serving WITHOUT TLS (--insecure)");
+            None
+        }
+    };
+
+    // The control socket: the same Agent service for root in the VM, no TLS.
+    let control_listener = control::listen(&plan.control_socket)?;
+    tracing::info!(path = %plan.control_socket.display(), "serving the local control socket");
+    let (control_stop_tx, control_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let control_server = tokio::spawn(
+        Server::builder()
+            .add_service(health_service.clone())
+            .add_service(
+                AgentServer::new(service.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::UnixListenerStream::new(control_listener),
+                async {
+                    let _ = control_stop_rx.await;
+                },
+            ),
+    );
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let listen = plan.listen;
@@ -482,7 +535,7 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(agent)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(connections::admitted(listener, tls_config), async {
                 let _ = shutdown_rx.await;
             })
             .await?;
@@ -504,16 +557,25 @@ async fn serve(plan: Plan) -> Result<(), ServeError> {
 
     // Stop workloads and take the port back before the server drains, so open
     // streams end with their results.
-    let binding = match tokio::time::timeout(Duration::from_secs(30), bring_up_task).await {
-        Ok(Ok(binding)) => binding,
-        _ => {
-            tracing::error!("data port bring-up did not finish; the NIC is left as it is");
-            None
-        }
-    };
+    let (binding, _unopened_port_locks) =
+        match tokio::time::timeout(Duration::from_secs(30), bring_up_task).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => {
+                tracing::error!("data port bring-up did not finish; the NIC is left as it is");
+                (None, None)
+            }
+        };
     let port = service.shutdown().await;
     if server_ended.is_none() {
+        let _ = control_stop_tx.send(());
         let _ = shutdown_tx.send(());
+        if tokio::time::timeout(DRAIN_TIMEOUT, control_server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("control socket connections did not close within {DRAIN_TIMEOUT:?}");
+        }
+        let _ = std::fs::remove_file(&plan.control_socket);
         if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
             .await
             .is_err()

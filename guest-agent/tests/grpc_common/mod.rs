@@ -71,6 +71,8 @@ pub struct AgentOptions {
     pub loopback: bool,
     /// Listen here instead of on a fresh free port.
     pub addr: Option<SocketAddr>,
+    /// Start the agent under `prlimit --nofile=N:N` (a low file limit).
+    pub nofile: Option<u32>,
 }
 
 impl Default for AgentOptions {
@@ -80,6 +82,7 @@ impl Default for AgentOptions {
             extra: Vec::new(),
             loopback: true,
             addr: None,
+            nofile: None,
         }
     }
 }
@@ -121,9 +124,21 @@ impl Agent {
         args.extend(options.extra);
         let log = dir.path().join("agent.log");
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_dpdk-agent"))
+        let agent = env!("CARGO_BIN_EXE_dpdk-agent");
+        // prlimit execs the agent: the child's PID is the agent's.
+        let mut command = match options.nofile {
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={limit}:{limit}")).arg(agent);
+                command
+            }
+            None => Command::new(agent),
+        };
+        let child = command
             .args(&args)
             .env("RUST_LOG", "info")
+            // Device locks and the control socket: this agent's own.
+            .env("DPDK_AGENT_RUN_DIR", dir.path().join("run"))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
@@ -141,6 +156,11 @@ impl Agent {
             pki,
             log,
         }
+    }
+
+    /// The agent's run directory (device locks, control socket).
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
     }
 
     pub fn pid(&self) -> u32 {
