@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The probe run in the guest (`sh -c`): reads /proc/loadavg and cloud-init's files.
-pub const PROBE: &str = include_str!("../../cloud-init/guest-load.sh");
+pub const PROBE: &str = crate::assets::GUEST_LOAD;
 
 /// cloud-init's state in a guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

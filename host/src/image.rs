@@ -37,58 +37,23 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
 pub const DEBIAN_CMDLINE: &str =
     "root=/dev/vda rw console=ttyS0,115200n8 quiet systemd.show_status=0";
 
-/// The built-in image's early unit: runs the seed's install script as soon as local
-/// filesystems are mounted, so the agent starts long before cloud-init gets to bootcmd.
-pub const SEED_UNIT: &str = "[Unit]
-Description=dpdkhost: install and start the agent from the NoCloud seed
-DefaultDependencies=no
-After=local-fs.target
-Conflicts=shutdown.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/sh /usr/local/sbin/dpdkhost-seed
-StandardOutput=journal+console
-
-[Install]
-WantedBy=sysinit.target
-";
-
-/// Runs inside mmdebstrap as a customize hook with the rootfs as `$1`.
-fn customize_hook() -> String {
-    format!(
-        "{}\n# Early agent start from the seed (see seed.rs).\nmkdir -p \"$root/usr/local/sbin\"\ncat > \"$root/usr/local/sbin/dpdkhost-seed\" <<'DPDKHOST_EOF'\n{}DPDKHOST_EOF\ncat > \"$root/etc/systemd/system/dpdkhost-seed.service\" <<'DPDKHOST_EOF'\n{}DPDKHOST_EOF\nchroot \"$root\" systemctl enable dpdkhost-seed.service >/dev/null 2>&1\n",
-        CUSTOMIZE_BASE,
-        crate::seed::RUN_FROM_SEED,
-        SEED_UNIT
-    )
+/// Writes mmdebstrap's customize hook and the files it installs into `dir`; returns
+/// the hook's path.
+fn write_customize_hook(dir: &Path) -> Result<PathBuf, ImageError> {
+    use crate::assets::{CUSTOMIZE_IMAGE, RUN_FROM_SEED, SEED_UNIT};
+    use std::os::unix::fs::PermissionsExt;
+    for (name, text, mode) in [
+        ("customize.sh", CUSTOMIZE_IMAGE, 0o755),
+        ("run-from-seed.sh", RUN_FROM_SEED, 0o755),
+        ("dpdkhost-seed.service", SEED_UNIT, 0o644),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(io("write", &path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(io("chmod", &path))?;
+    }
+    Ok(dir.join("customize.sh"))
 }
-
-const CUSTOMIZE_BASE: &str = r#"#!/bin/sh
-set -eu
-root="$1"
-# NoCloud only: no network datasource probing at boot.
-printf 'datasource_list: [NoCloud, None]\n' > "$root/etc/cloud/cloud.cfg.d/90-dpdkhost.cfg"
-# Every VM gets its own machine-id and SSH host keys (the seed carries pinned ones).
-: > "$root/etc/machine-id"
-rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
-printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' > "$root/etc/fstab"
-rm -f "$root/etc/hostname"
-# Nothing at boot that the lab does not need (TCG makes every unit expensive).
-chroot "$root" systemctl mask getty@tty1.service serial-getty@ttyS0.service \
-  e2scrub_reap.service dpdk.service apt-daily.timer apt-daily-upgrade.timer \
-  e2scrub_all.timer fstrim.timer dpkg-db-backup.timer systemd-pstore.service \
-  systemd-binfmt.service proc-sys-fs-binfmt_misc.automount sys-kernel-debug.mount \
-  sys-kernel-tracing.mount sys-kernel-config.mount modprobe@loop.service modprobe@fuse.service \
-  modprobe@dm_mod.service modprobe@configfs.service modprobe@drm.service >/dev/null 2>&1
-chroot "$root" apt-get clean
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
-# A small initrd: only what mounts /dev/vda (TCG unpacks and runs every byte of it).
-printf 'MODULES=list\n' > "$root/etc/initramfs-tools/conf.d/dpdkhost.conf"
-printf 'virtio_pci\nvirtio_blk\n' >> "$root/etc/initramfs-tools/modules"
-chroot "$root" update-initramfs -u -k all >/dev/null 2>&1
-"#;
 
 /// Why an image could not be built, fetched or used.
 #[derive(Debug, thiserror::Error)]
@@ -524,13 +489,7 @@ impl ImageStore {
         let out = work.join("out");
         std::fs::create_dir_all(&out).map_err(io("create", &out))?;
         let log = out.join("build.log");
-        let hook = work.join("customize.sh");
-        std::fs::write(&hook, customize_hook()).map_err(io("write", &hook))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
-                .map_err(io("chmod", &hook))?;
-        }
+        let hook = write_customize_hook(work)?;
         let rootfs = work.join("rootfs");
 
         progress.stage("mmdebstrap: Debian 12 (bookworm) minbase rootfs");
@@ -754,10 +713,9 @@ mod tests {
 
     #[test]
     fn customize_hook_is_valid_shell_and_installs_the_early_unit() {
-        let hook = customize_hook();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hook.sh");
-        std::fs::write(&path, &hook).unwrap();
+        let path = write_customize_hook(dir.path()).unwrap();
+        let hook = std::fs::read_to_string(&path).unwrap();
         let ok = std::process::Command::new("sh")
             .arg("-n")
             .arg(&path)
@@ -765,7 +723,15 @@ mod tests {
             .unwrap();
         assert!(ok.success(), "sh -n rejects the hook:\n{hook}");
         assert!(hook.contains("systemctl enable dpdkhost-seed.service"));
-        assert!(hook.contains(crate::seed::RUN_FROM_SEED));
+        assert!(hook.contains(r#"install -m 0755 "$here/run-from-seed.sh""#));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("run-from-seed.sh")).unwrap(),
+            crate::assets::RUN_FROM_SEED
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("dpdkhost-seed.service")).unwrap(),
+            crate::assets::SEED_UNIT
+        );
         assert!(hook.contains("MODULES=list"));
         assert!(hook.contains("datasource_list: [NoCloud, None]"));
         assert!(hook.contains(": > \"$root/etc/machine-id\""));

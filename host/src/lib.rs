@@ -3,6 +3,7 @@
 //! dispatches; everything else lives here, one module per concern.
 
 pub mod accel;
+pub mod assets;
 pub mod cli;
 pub mod commands;
 pub mod config;

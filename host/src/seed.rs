@@ -11,6 +11,7 @@ use agent_proto::config::AgentConfig;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::assets::{AGENT_UNIT, INSTALL_AGENT, RUN_FROM_SEED};
 use crate::keys::SshKeyPair;
 
 /// The FAT volume label cloud-init looks for.
@@ -18,31 +19,6 @@ pub const LABEL: &[u8; 11] = b"CIDATA     ";
 
 /// Where the agent binary is installed in the guest.
 pub const AGENT_PATH: &str = "/usr/local/bin/dpdk-agent";
-
-/// The systemd unit that runs the agent, as early in boot as local filesystems allow.
-pub const AGENT_UNIT: &str = "[Unit]
-Description=dpdkhost guest agent (DPDK data port, gRPC on the management NIC)
-DefaultDependencies=no
-After=local-fs.target systemd-modules-load.service systemd-udev-trigger.service
-Conflicts=shutdown.target
-Before=shutdown.target
-StartLimitIntervalSec=0
-
-[Service]
-Type=simple
-# The agent finds the data NIC by MAC among the kernel's network interfaces. Enabled, it
-# starts this early on every later boot, before udev has probed the NICs: wait for the
-# coldplug events to be processed (the first boot's install script starts it later).
-ExecStartPre=-/bin/udevadm settle --timeout=30
-ExecStart=/usr/local/bin/dpdk-agent serve
-Restart=on-failure
-RestartSec=1
-StandardOutput=journal+console
-StandardError=journal+console
-
-[Install]
-WantedBy=multi-user.target
-";
 
 /// Why a seed could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -111,87 +87,26 @@ pub struct SeedSpec {
     pub key_pem: String,
 }
 
-/// The seed's install script, run with the mounted seed directory as `$1` by the
-/// built-in image's early `dpdkhost-seed.service` (right after local filesystems) and
-/// again by cloud-init's bootcmd (images without that unit). Every boot it reserves
-/// hugepages, makes sure the agent is installed from this seed (copied, sha256
-/// verified; skipped when already done) and started without waiting (a blocking start
-/// from bootcmd hangs cloud-init), and configures the management NIC, found by MAC,
-/// with ip(8): the agent listens on that address, and nothing waits for cloud-init's
-/// Python start-up or ifupdown.
-pub fn install_script(hugepages: u32, net: &MgmtNetwork) -> String {
-    let dns = net
-        .dns
+/// The seed's `dpdkhost.env`: the VM's values for the install script
+/// ([`crate::assets::INSTALL_AGENT`], which sources it), each quoted as one shell word.
+pub fn install_env(hugepages: u32, net: &MgmtNetwork) -> String {
+    let dns: Vec<String> = net.dns.iter().map(ToString::to_string).collect();
+    let pairs = [
+        ("HUGEPAGES", hugepages.to_string()),
+        ("MGMT_MAC", net.mac.clone()),
+        ("MGMT_ADDRESS", net.address.to_string()),
+        ("MGMT_PREFIX", net.prefix.to_string()),
+        ("MGMT_GATEWAY", net.gateway.to_string()),
+        ("MGMT_DNS", dns.join(" ")),
+    ];
+    pairs
         .iter()
-        .map(|d| format!("nameserver {d}\\n"))
-        .collect::<String>();
-    format!(
-        r#"#!/bin/sh
-set -eu
-seed="$1"
-agent={agent}
-etc=/etc/dpdk-agent
-[ "$(cat /proc/sys/vm/nr_hugepages)" -ge {hugepages} ] || echo {hugepages} > /proc/sys/vm/nr_hugepages
-if cmp -s "$seed/dpdk-agent.sha256" "$etc/dpdk-agent.sha256" && cmp -s "$seed/agent.toml" "$etc/agent.toml" && [ -x "$agent" ]; then
-  echo "dpdkhost: dpdk-agent already installed from this seed"
-else
-  mkdir -p "$etc"
-  cp "$seed/dpdk-agent" "$agent.new"
-  want=$(cut -d' ' -f1 "$seed/dpdk-agent.sha256")
-  have=$(sha256sum "$agent.new" | cut -d' ' -f1)
-  if [ "$want" != "$have" ]; then
-    rm -f "$agent.new"
-    echo "dpdkhost: dpdk-agent on the seed has sha256 $have, expected $want" >&2
-    exit 1
-  fi
-  chmod 0755 "$agent.new"
-  mv "$agent.new" "$agent"
-  install -m 0644 "$seed/agent.toml" "$seed/ca.pem" "$seed/agent.pem" "$etc/"
-  install -m 0600 "$seed/agent.key" "$etc/"
-  install -m 0644 "$seed/dpdk-agent.service" /etc/systemd/system/dpdk-agent.service
-  systemctl enable --no-reload dpdk-agent.service
-  install -m 0644 "$seed/dpdk-agent.sha256" "$etc/dpdk-agent.sha256"
-  echo "dpdkhost: dpdk-agent $have installed"
-fi
-systemctl --no-block start dpdk-agent.service
-# Management NIC: by MAC, once udev has named it.
-udevadm settle --timeout=20 || true
-dev=
-for _ in $(seq 1 100); do
-  for d in /sys/class/net/*; do
-    if [ "$(cat "$d/address")" = "{mac}" ]; then dev=${{d##*/}}; break 2; fi
-  done
-  sleep 0.2
-done
-if [ -z "$dev" ]; then echo "dpdkhost: no NIC with MAC {mac}" >&2; exit 1; fi
-ip link set dev "$dev" up
-ip -4 -o addr show dev "$dev" | grep -q " {addr}/" || ip addr add {addr}/{prefix} dev "$dev"
-ip route replace default via {gateway} dev "$dev"
-[ -L /etc/resolv.conf ] || printf '{dns}' > /etc/resolv.conf
-echo "dpdkhost: management NIC $dev is {addr}/{prefix}, dpdk-agent started"
-"#,
-        agent = AGENT_PATH,
-        mac = net.mac,
-        addr = net.address,
-        prefix = net.prefix,
-        gateway = net.gateway,
-    )
+        .map(|(key, value)| {
+            let value = crate::shell::quote(value).unwrap_or_else(|_| "''".to_owned());
+            format!("{key}={value}\n")
+        })
+        .collect()
 }
-
-/// Mounts the seed read-only, runs its install script, unmounts. Shared by the bootcmd
-/// and the image's early unit.
-pub const RUN_FROM_SEED: &str = r#"set -eu
-seed=/run/dpdkhost-seed
-mkdir -p "$seed"
-dev=$(blkid -t LABEL=CIDATA -o device | head -n1)
-[ -n "$dev" ] || dev=$(blkid -t LABEL=cidata -o device | head -n1)
-[ -n "$dev" ] || { echo "dpdkhost: no CIDATA seed disk" >&2; exit 0; }
-mountpoint -q "$seed" || mount -o ro "$dev" "$seed"
-rc=0
-sh "$seed/dpdkhost-install.sh" "$seed" || rc=$?
-umount "$seed"
-exit $rc
-"#;
 
 /// `user-data`: `#cloud-config` followed by JSON (valid YAML, no YAML writer needed).
 pub fn user_data(spec: &SeedSpec) -> String {
@@ -301,7 +216,11 @@ pub fn files(spec: &SeedSpec) -> BTreeMap<String, Vec<u8>> {
     );
     files.insert(
         "dpdkhost-install.sh".to_owned(),
-        install_script(spec.hugepages, &spec.network).into_bytes(),
+        INSTALL_AGENT.as_bytes().to_vec(),
+    );
+    files.insert(
+        "dpdkhost.env".to_owned(),
+        install_env(spec.hugepages, &spec.network).into_bytes(),
     );
     files
 }
@@ -432,6 +351,7 @@ pub(crate) mod tests {
                 "dpdk-agent.service",
                 "dpdk-agent.sha256",
                 "dpdkhost-install.sh",
+                "dpdkhost.env",
                 "meta-data",
                 "network-config",
                 "user-data"
@@ -481,11 +401,12 @@ pub(crate) mod tests {
         assert_eq!(doc["cloud_config_modules"], json!([]));
         let boot = doc["bootcmd"][0].as_str().unwrap();
         assert!(boot.contains("mount -o ro") && boot.contains("dpdkhost-install.sh"));
-        let install = install_script(64, &s.network);
+        let install = INSTALL_AGENT;
         assert!(install.contains("systemctl --no-block start dpdk-agent.service"));
         assert!(install.contains("systemctl enable --no-reload dpdk-agent.service"));
         assert!(install.contains("sha256sum"));
-        assert!(install.contains("-ge 64 ]"));
+        assert!(install.contains(r#"-ge "$HUGEPAGES" ]"#));
+        assert!(install_env(64, &s.network).contains("HUGEPAGES=64\n"));
         assert!(
             text.len() < 16 * 1024,
             "user-data stays small: the binary travels as a file"
@@ -496,8 +417,9 @@ pub(crate) mod tests {
     fn scripts_are_valid_shell() {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in [
-            ("install.sh", install_script(64, &spec().network)),
+            ("install.sh", INSTALL_AGENT.to_owned()),
             ("run.sh", RUN_FROM_SEED.to_owned()),
+            ("dpdkhost.env", install_env(64, &spec().network)),
         ] {
             let path = dir.path().join(name);
             std::fs::write(&path, &text).unwrap();
@@ -533,17 +455,22 @@ pub(crate) mod tests {
         assert_eq!(net["config"][0]["mac_address"], "52:54:00:0a:01:01");
         assert_eq!(net["config"][0]["subnets"][0]["address"], "10.0.2.15/24");
         assert_eq!(net["config"][0]["subnets"][0]["gateway"], "10.0.2.2");
-        let install = install_script(64, &s.network);
+        let env = install_env(64, &s.network);
         assert!(
-            install.contains(r#"if [ "$(cat "$d/address")" = "52:54:00:0a:01:01" ]"#),
-            "found by MAC"
+            env.contains("MGMT_MAC=52:54:00:0a:01:01\n"),
+            "found by MAC: {env}"
         );
-        assert!(install.contains("ip addr add 10.0.2.15/24 dev"));
-        assert!(install.contains("ip route replace default via 10.0.2.2"));
         assert!(
-            install.contains(r"printf 'nameserver 10.0.2.3\n' > /etc/resolv.conf"),
-            "{install}"
+            env.contains("MGMT_ADDRESS=10.0.2.15\nMGMT_PREFIX=24\n"),
+            "{env}"
         );
+        assert!(env.contains("MGMT_GATEWAY=10.0.2.2\n"), "{env}");
+        assert!(env.contains("MGMT_DNS=10.0.2.3\n"), "{env}");
+        let install = INSTALL_AGENT;
+        assert!(install.contains(r#"if [ "$(cat "$d/address")" = "$MGMT_MAC" ]"#));
+        assert!(install.contains(r#"ip addr add "$MGMT_ADDRESS/$MGMT_PREFIX" dev"#));
+        assert!(install.contains(r#"ip route replace default via "$MGMT_GATEWAY""#));
+        assert!(install.contains(r#"echo "nameserver $server" >>/etc/resolv.conf"#));
     }
 
     #[test]

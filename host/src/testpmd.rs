@@ -351,7 +351,7 @@ pub enum Until {
 }
 
 /// The runner in the guest (see its header): every value is one of its arguments.
-const RUNNER: &str = include_str!("../../cloud-init/testpmd-run.sh");
+const RUNNER: &str = crate::assets::TESTPMD_RUN;
 
 /// The remote command that runs testpmd with `args` as root (testpmd needs the device
 /// and hugepages, and the runner signals it directly): `sudo bash -c RUNNER ...`, every
