@@ -15,6 +15,8 @@ pub const RUN_FROM_SEED: &str = include_str!("../../cloud-init/run-from-seed.sh"
 pub const CUSTOMIZE_IMAGE: &str = include_str!("../../cloud-init/customize-image.sh");
 /// The testpmd baseline's runner in the guest.
 pub const TESTPMD_RUN: &str = include_str!("../../cloud-init/testpmd-run.sh");
+/// What `up` shows of a VM whose agent did not come up.
+pub const BOOT_REPORT: &str = include_str!("../../cloud-init/boot-report.sh");
 /// The guest load probe.
 pub const GUEST_LOAD: &str = include_str!("../../cloud-init/guest-load.sh");
 
@@ -31,6 +33,7 @@ mod tests {
             ("run-from-seed.sh", RUN_FROM_SEED, "sh"),
             ("customize-image.sh", CUSTOMIZE_IMAGE, "sh"),
             ("guest-load.sh", GUEST_LOAD, "sh"),
+            ("boot-report.sh", BOOT_REPORT, "sh"),
             ("testpmd-run.sh", TESTPMD_RUN, "bash"),
         ] {
             let status = std::process::Command::new(shell)

@@ -19,6 +19,7 @@ pub mod provision;
 pub mod results;
 pub mod seed;
 pub mod shell;
+pub mod ssh;
 pub mod state;
 pub mod testpmd;
 pub mod ui;

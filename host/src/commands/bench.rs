@@ -8,13 +8,13 @@ use anyhow::{bail, Context as _};
 
 use crate::cli::{BenchArgs, BenchBaseline, BenchDirectionArg};
 use crate::commands::pingpong::ratio;
-use crate::commands::ssh;
 use crate::commands::workload_common::{
     connect_pair, environment, print_json, save_and_report, started_at,
 };
 use crate::context::{self, Context};
 use crate::drive::{self, BenchPlan};
 use crate::results::{BenchDirection, BenchRun, RunRecord, RunResult};
+use crate::ssh;
 use crate::ui::Spinner;
 
 /// Refuses combinations a baseline cannot measure, before anything runs.

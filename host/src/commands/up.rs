@@ -543,11 +543,10 @@ fn report_failure(ctx: &Context, lv: &Libvirt, plan: &Plan, state: &State, r: &W
         }
     }
     if let Some(vm) = state.vm(&r.name) {
-        let mut cmd = super::ssh::command(ctx, state, vm, true);
-        cmd.arg(
-            "cloud-init status --long; systemctl --no-pager status dpdk-agent 2>&1 | tail -n 15",
-        );
-        match super::ssh::output_with_timeout(cmd, Duration::from_secs(20)) {
+        let mut cmd = crate::ssh::command(ctx, state, vm, true);
+        cmd.args(["sh", "-c"])
+            .arg(crate::shell::quote(crate::assets::BOOT_REPORT).unwrap_or_default());
+        match crate::ssh::output_with_timeout(cmd, Duration::from_secs(20)) {
             Ok(out) => eprintln!("--- cloud-init status (over ssh):\n{out}"),
             Err(e) => eprintln!(
                 "--- cloud-init status unavailable: ssh to {} failed: {e}",

@@ -83,9 +83,9 @@ pub fn guest_loads(ctx: &Context, state: &crate::state::State) -> Vec<anyhow::Re
             .iter()
             .map(|vm| {
                 scope.spawn(move || -> anyhow::Result<GuestLoad> {
-                    let mut cmd = super::ssh::command(ctx, state, vm, true);
+                    let mut cmd = crate::ssh::command(ctx, state, vm, true);
                     cmd.arg(crate::shell::join(&["sh", "-c", crate::guest::PROBE])?);
-                    let output = super::ssh::output_with_timeout(cmd, PROBE_TIMEOUT)
+                    let output = crate::ssh::output_with_timeout(cmd, PROBE_TIMEOUT)
                         .with_context(|| format!("{}: ssh", vm.name))?;
                     Ok(GuestLoad::parse(&vm.name, &output)?)
                 })
