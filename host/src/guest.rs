@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Context;
+
 /// The probe run in the guest (`sh -c`): reads /proc/loadavg and cloud-init's files.
 pub const PROBE: &str = crate::assets::GUEST_LOAD;
 
@@ -103,6 +105,63 @@ impl GuestLoad {
             cloud_init,
         })
     }
+}
+
+/// Why a guest's load could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// ssh to the VM failed or timed out.
+    #[error("{vm}: ssh")]
+    Ssh {
+        /// The VM.
+        vm: String,
+        /// What ssh said.
+        #[source]
+        source: crate::ssh::SshError,
+    },
+    /// The probe printed something else.
+    #[error("unexpected probe output")]
+    Output(#[from] ProbeOutputError),
+    /// The probe's text could not be quoted (never: it is ours).
+    #[error("the probe cannot be quoted")]
+    Quote(#[source] crate::shell::NulInWord),
+    /// A probe thread panicked.
+    #[error("the load probe panicked")]
+    Panicked,
+}
+
+/// How long one guest may take to answer the load probe over ssh.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Every VM's load and cloud-init state, probed over ssh at once.
+pub fn guest_loads(
+    ctx: &Context,
+    state: &crate::state::State,
+) -> Vec<Result<GuestLoad, ProbeError>> {
+    std::thread::scope(|scope| {
+        let probes: Vec<_> = state
+            .vms
+            .iter()
+            .map(|vm| {
+                scope.spawn(move || -> Result<GuestLoad, ProbeError> {
+                    let mut cmd = crate::ssh::command(ctx, state, vm, true);
+                    cmd.arg(crate::shell::join(&["sh", "-c", PROBE]).map_err(ProbeError::Quote)?);
+                    let output =
+                        crate::ssh::output_with_timeout(cmd, PROBE_TIMEOUT).map_err(|source| {
+                            ProbeError::Ssh {
+                                vm: vm.name.clone(),
+                                source,
+                            }
+                        })?;
+                    Ok(GuestLoad::parse(&vm.name, &output)?)
+                })
+            })
+            .collect();
+        probes
+            .into_iter()
+            .map(|probe| probe.join().unwrap_or(Err(ProbeError::Panicked)))
+            .collect()
+    })
 }
 
 /// One line for people: `vm1 load 0.42/0.80, cloud-init done`.

@@ -4,6 +4,7 @@
 
 pub mod accel;
 pub mod assets;
+pub mod bring_up;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod drive;
 pub mod guest;
 pub mod image;
 pub mod keys;
+pub mod lab;
 pub mod lock;
 pub mod plan;
 pub mod provision;
@@ -21,6 +23,7 @@ pub mod seed;
 pub mod shell;
 pub mod ssh;
 pub mod state;
+pub mod survey;
 pub mod testpmd;
 pub mod ui;
 pub mod units;

@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::accel::{Accel, Decision};
 use crate::config::{Config, NetworkMode, Subnet};
+use crate::lab::{Found, Names};
 use crate::provision::domain::{self, DataNic, DomainSpec, KernelBoot, MadeWith, MgmtNic, VmMeta};
 use crate::provision::network::Reservation;
-use crate::provision::{Found, Names};
 
 /// One VM's layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -600,7 +600,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provision::FoundDomain;
+    use crate::lab::FoundDomain;
 
     struct Seq(u16);
     impl PortSource for Seq {

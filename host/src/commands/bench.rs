@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 
 use crate::cli::{BenchArgs, BenchBaseline, BenchDirectionArg};
-use crate::commands::pingpong::ratio;
 use crate::commands::workload_common::{
     connect_pair, environment, print_json, save_and_report, started_at,
 };
 use crate::context::{self, Context};
 use crate::drive::{self, BenchPlan};
+use crate::results::ratio;
 use crate::results::{BenchDirection, BenchRun, RunRecord, RunResult};
 use crate::ssh;
 use crate::ui::Spinner;

@@ -269,7 +269,7 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
             )),
         }
     }
-    match super::up::find_agent(
+    match crate::bring_up::find_agent(
         std::env::var_os("DPDKHOST_AGENT")
             .map(PathBuf::from)
             .as_deref(),

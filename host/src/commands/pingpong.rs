@@ -14,6 +14,7 @@ use crate::commands::workload_common::{
 };
 use crate::context::{self, Context};
 use crate::drive;
+use crate::results::ratio;
 use crate::results::{chart, PingPongRun, RunRecord, RunResult};
 
 fn nanos(duration: Duration) -> u64 {
@@ -147,15 +148,6 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         // Loss is a measurement, not a failure: the table and the record carry it.
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// `a / b` with two decimals, or `n/a` when `b` is zero.
-pub(crate) fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 {
-        format!("{:.2}", a / b)
-    } else {
-        "n/a".to_owned()
-    }
 }
 
 fn progress_bar(quiet: bool, total: u64) -> ProgressBar {

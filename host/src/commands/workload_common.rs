@@ -7,7 +7,6 @@ use anyhow::{bail, Context as _};
 
 use crate::context::Context;
 use crate::drive::Agent;
-use crate::guest::GuestLoad;
 use crate::results::{Environment, RunRecord, SavedRun};
 
 /// The two VMs of a workload, connected. Errors name the argument and what exists.
@@ -55,11 +54,12 @@ pub async fn environment(ctx: &Context, agent: &mut Agent) -> anyhow::Result<Env
     environment.dpdk_version = info.dpdk_version;
     if let Some(state) = state {
         let (ctx, state) = (ctx.clone(), state.clone());
-        let loads = tokio::task::spawn_blocking(move || guest_loads(&ctx, &state)).await?;
+        let loads =
+            tokio::task::spawn_blocking(move || crate::guest::guest_loads(&ctx, &state)).await?;
         environment.guests = loads
             .into_iter()
             .filter_map(|load| {
-                load.map_err(|error| tracing::warn!(error = %crate::context::chain(error.as_ref()), "cannot read a guest's load"))
+                load.map_err(|error| tracing::warn!(error = %crate::context::chain(&error), "cannot read a guest's load"))
                     .ok()
             })
             .collect();
@@ -70,36 +70,6 @@ pub async fn environment(ctx: &Context, agent: &mut Agent) -> anyhow::Result<Env
         }
     }
     Ok(environment)
-}
-
-/// How long one guest may take to answer the load probe over ssh.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Every VM's load and cloud-init state, probed over ssh at once.
-pub fn guest_loads(ctx: &Context, state: &crate::state::State) -> Vec<anyhow::Result<GuestLoad>> {
-    std::thread::scope(|scope| {
-        let probes: Vec<_> = state
-            .vms
-            .iter()
-            .map(|vm| {
-                scope.spawn(move || -> anyhow::Result<GuestLoad> {
-                    let mut cmd = crate::ssh::command(ctx, state, vm, true);
-                    cmd.arg(crate::shell::join(&["sh", "-c", crate::guest::PROBE])?);
-                    let output = crate::ssh::output_with_timeout(cmd, PROBE_TIMEOUT)
-                        .with_context(|| format!("{}: ssh", vm.name))?;
-                    Ok(GuestLoad::parse(&vm.name, &output)?)
-                })
-            })
-            .collect();
-        probes
-            .into_iter()
-            .map(|probe| {
-                probe
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the load probe panicked")))
-            })
-            .collect()
-    })
 }
 
 /// Now, RFC 3339 in UTC.

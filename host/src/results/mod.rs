@@ -371,6 +371,15 @@ pub fn histogram_base64(histogram: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// `a / b` with two decimals, or `n/a` when `b` is zero.
+pub fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".to_owned()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
