@@ -178,7 +178,7 @@ print(f"smoke: agent tx {agent['tx_pps']:.0f} rx {agent['rx_pps']:.0f} pps; test
 PY
 
 step "one mutating command at a time: down while a bench runs is refused, naming it"
-dpdkhost bench --pps --duration 6 --results "$results" >/dev/null 2>&1 &
+"$bin" --env "$env_name" bench --pps --duration 6 --results "$results" >/dev/null 2>&1 &
 bench_pid=$!
 # Only once the bench holds the lock: a down that came first would take the lab down.
 lock_file=$HOME/.local/state/dpdkhost/$env_name.lock
@@ -215,7 +215,9 @@ if [ -z "${SMOKE_SKIP_KILL:-}" ]; then
   # (Ctrl-C) and by SIGKILL.
   for kill in INT:0.8 KILL:0.3 KILL:1.3 INT:5 KILL:$((RANDOM % 20 + 1)); do
     signal=${kill%%:*} delay=${kill#*:}
-    dpdkhost up -y --no-kvm >/dev/null 2>&1 &
+    # The binary itself in the background (not the shell function): $! is then its
+    # PID, and the signal reaches up, not a subshell that would leave it running.
+    "$bin" --env "$env_name" up -y --no-kvm >/dev/null 2>&1 &
     up_pid=$!
     sleep "$delay"
     kill -"$signal" "$up_pid" 2>/dev/null || true
