@@ -267,7 +267,7 @@ struct Dataplane {
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
-    agent_proto::client::error_chain(error)
+    agent_proto::error_chain(error)
 }
 
 /// EAL arguments for a bound PCI NIC in a VM.

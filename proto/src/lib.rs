@@ -2,10 +2,25 @@
 //! generated message and service types, the agent's configuration file format, the
 //! environment's TLS material, and the client the host drives agents with.
 
+#[cfg(feature = "client")]
 pub mod client;
 pub mod config;
 pub mod histogram;
+#[cfg(feature = "pki")]
 pub mod pki;
+
+/// An error and its causes on one line, joined by ": " (each cause's message once:
+/// no variant repeats its source's text).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Generated from `agent.proto` (package `dpdkhost.agent.v1`).
 pub mod v1 {
