@@ -526,6 +526,18 @@ fn rebind(root: &SysfsRoot, pci_address: &str, driver: Option<&str>) -> Result<(
     wait_for_driver(root, pci_address, driver)
 }
 
+/// The data NIC's PCI address without touching it: found by `mac` while the kernel
+/// owns it, or from the binding `state_path` records once it is bound for DPDK (its
+/// interface, and with it the MAC in sysfs, is gone then). None when neither knows.
+pub fn locate_data_nic(root: &SysfsRoot, mac: [u8; 6], state_path: &Path) -> Option<String> {
+    if let Ok(nic) = find_nic_by_mac(root, mac) {
+        return Some(nic.pci_address);
+    }
+    read_state(state_path)
+        .filter(|binding| agent_proto::config::parse_mac(&binding.mac) == Some(mac))
+        .map(|binding| binding.pci_address)
+}
+
 fn read_state(path: &Path) -> Option<Binding> {
     let text = fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()

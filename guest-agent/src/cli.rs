@@ -40,7 +40,9 @@ pub struct Cli {
     /// this control socket (default /run/dpdk-agent/agent.sock).
     #[arg(long, value_name = "PATH", requires = "selftest", conflicts_with_all = ["loopback", "device", "eal"])]
     pub control_socket: Option<std::path::PathBuf>,
-    /// Selftest: the agent configuration giving the peer when --peer is not given.
+    /// Selftest: the agent configuration giving the peer when --peer is not given, and,
+    /// with no serving agent and no --device/--eal/--ip, the data NIC (by its MAC, or
+    /// the binding `serve` recorded) and its address.
     #[arg(long, value_name = "PATH", requires = "selftest", default_value = agent_proto::config::DEFAULT_CONFIG_PATH)]
     pub config: std::path::PathBuf,
     /// Selftest: seconds to wait for the link and for replies.

@@ -87,6 +87,39 @@ fn selftest_through_agent(cli: &Cli) -> Result<Option<SelftestReport>> {
     Ok(Some(SelftestReport { checks }))
 }
 
+/// What the standalone selftest takes from the agent's configuration.
+#[derive(Debug, Default)]
+struct Configured {
+    device: Option<String>,
+    ip: Option<IpPrefix>,
+    peer: Option<Ipv4Addr>,
+}
+
+/// Without --device, --eal and --ip: the data NIC (by MAC while the kernel owns it,
+/// else from the binding `serve` recorded), its address and the peer from the
+/// agent's configuration, when there is one.
+fn from_config(cli: &Cli) -> Result<Configured> {
+    if cli.device.is_some() || cli.eal.is_some() || cli.ip.is_some() || !cli.config.exists() {
+        return Ok(Configured::default());
+    }
+    let config = agent_proto::config::AgentConfig::load(&cli.config)
+        .with_context(|| format!("reading {}", cli.config.display()))?;
+    let (ip, prefix_len) = config.data_addr()?;
+    let device = dpdk_agent::bind::locate_data_nic(
+        &dpdk_agent::bind::SysfsRoot::system(),
+        config.data_mac_bytes()?,
+        std::path::Path::new(dpdk_agent::bind::DEFAULT_STATE_PATH),
+    );
+    if device.is_none() {
+        tracing::warn!(mac = %config.data_mac, "the data NIC is neither a kernel interface nor in the binding state file");
+    }
+    Ok(Configured {
+        device,
+        ip: Some(IpPrefix { ip, prefix_len }),
+        peer: config.peer_ip,
+    })
+}
+
 /// `--selftest`: prints the table (or JSON); exit status 1 when any check failed.
 pub fn selftest(cli: &Cli) -> Result<ExitCode> {
     if !cli.loopback && cli.device.is_none() && cli.eal.is_none() {
@@ -101,7 +134,8 @@ pub fn selftest(cli: &Cli) -> Result<ExitCode> {
             ..StandaloneSelftest::loopback()
         }
     } else {
-        let device = cli.device.clone();
+        let configured = from_config(cli)?;
+        let device = cli.device.clone().or(configured.device);
         let eal_args = match (&cli.eal, &device) {
             (Some(eal), _) => eal.split_whitespace().map(str::to_owned).collect(),
             (None, device) => {
@@ -120,7 +154,7 @@ pub fn selftest(cli: &Cli) -> Result<ExitCode> {
         };
         // Without an address the port checks cannot run; the system checks and EAL
         // still can, and the report then says what is missing.
-        let (device, ip) = match (device, cli.ip) {
+        let (device, ip) = match (device, cli.ip.or(configured.ip)) {
             (Some(device), Some(ip)) => (Some(device), ip),
             (_, ip) => (
                 None,
@@ -136,7 +170,7 @@ pub fn selftest(cli: &Cli) -> Result<ExitCode> {
             device: device.map(|d| d.parse::<PortSelector>().unwrap_or(PortSelector::Name(d))),
             ip: ip.ip,
             prefix_len: ip.prefix_len,
-            peer: cli.peer,
+            peer: cli.peer.or(configured.peer),
             timeout: seconds(cli.timeout, "timeout")?,
         }
     };

@@ -42,7 +42,13 @@ pub const ETHERTYPE_IPV4: u16 = 0x0800;
 /// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 const IP_PROTO_UDP: u8 = 17;
-const DEFAULT_TTL: u8 = 64;
+const IP_PROTO_ICMP: u8 = 1;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_ECHO_REPLY: u8 = 0;
+/// ICMP echo header: type, code, checksum, identifier, sequence number.
+const ICMP_ECHO_HEADER_LEN: usize = 8;
+/// IPv4 TTL of every frame the agent builds.
+pub const DEFAULT_TTL: u8 = 64;
 
 /// Why a frame could not be parsed or built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +110,9 @@ pub enum PacketError {
     /// ARP opcode other than request (1) or reply (2).
     #[error("ARP opcode {0} is neither request nor reply")]
     ArpOpcode(u16),
+    /// ICMP checksum mismatch.
+    #[error("ICMP checksum is wrong")]
+    IcmpChecksum,
     /// A UDP frame was expected.
     #[error("frame is not IPv4/UDP")]
     NotUdp,
@@ -670,6 +679,70 @@ pub fn swap_udp_in_place(frame: &mut [u8]) -> Result<(), PacketError> {
     Ok(())
 }
 
+/// Sets the TTL of an IPv4 frame and writes its header checksum again (the UDP
+/// checksum does not cover the TTL).
+pub fn set_ipv4_ttl(frame: &mut [u8], ttl: u8) -> Result<(), PacketError> {
+    let available = frame.len();
+    let header_len = frame
+        .get(ETH_HEADER_LEN)
+        .map_or(0, |first| usize::from(first & 0x0f) * 4);
+    if header_len < IPV4_HEADER_LEN {
+        return Err(PacketError::IpHeaderLength(header_len));
+    }
+    let header = frame
+        .get_mut(ETH_HEADER_LEN..ETH_HEADER_LEN + header_len)
+        .ok_or_else(|| truncated("IPv4 header", ETH_HEADER_LEN + header_len, available))?;
+    header[8] = ttl;
+    header[10..12].fill(0);
+    let checksum = ipv4_checksum(header);
+    header[10..12].copy_from_slice(&checksum.to_be_bytes());
+    Ok(())
+}
+
+/// Turns a valid ICMP echo request to `ip` into its echo reply in place: swaps MACs
+/// and IPs, sets the TTL to 64 and the type to echo reply, and writes both
+/// checksums again. Returns false (frame untouched) for anything else that parses,
+/// and an error for a malformed frame or a wrong ICMP checksum.
+pub fn icmp_echo_reply_in_place(frame: &mut [u8], ip: Ipv4Addr) -> Result<bool, PacketError> {
+    match parse(frame)? {
+        Frame::Other { eth } if eth.ethertype == ETHERTYPE_IPV4 => {}
+        _ => return Ok(false),
+    }
+    // parse() checked the IPv4 header: version, lengths, checksum, no fragment.
+    let l3 = &frame[ETH_HEADER_LEN..];
+    let header_len = usize::from(l3[0] & 0x0f) * 4;
+    let total = usize::from(be16(l3, 2));
+    if l3[9] != IP_PROTO_ICMP || ip_at(l3, 16) != ip {
+        return Ok(false);
+    }
+    let icmp_len = total - header_len;
+    if icmp_len < ICMP_ECHO_HEADER_LEN {
+        return Err(truncated("ICMP echo", ICMP_ECHO_HEADER_LEN, icmp_len));
+    }
+    let icmp = &l3[header_len..total];
+    if icmp[0] != ICMP_ECHO_REQUEST || icmp[1] != 0 {
+        return Ok(false);
+    }
+    if fold(ones_complement_sum(0, icmp)) != 0xffff {
+        return Err(PacketError::IcmpChecksum);
+    }
+    let (dst, src) = frame[..12].split_at_mut(6);
+    dst.swap_with_slice(src);
+    let l3 = &mut frame[ETH_HEADER_LEN..ETH_HEADER_LEN + total];
+    let (src_ip, dst_ip) = l3[12..20].split_at_mut(4);
+    src_ip.swap_with_slice(dst_ip);
+    l3[8] = DEFAULT_TTL;
+    l3[10..12].fill(0);
+    let checksum = ipv4_checksum(&l3[..header_len]);
+    l3[10..12].copy_from_slice(&checksum.to_be_bytes());
+    let icmp = &mut l3[header_len..];
+    icmp[0] = ICMP_ECHO_REPLY;
+    icmp[2..4].fill(0);
+    let checksum = !fold(ones_complement_sum(0, icmp));
+    icmp[2..4].copy_from_slice(&checksum.to_be_bytes());
+    Ok(true)
+}
+
 /// Writes an ARP frame into `frame` (at least 60 bytes; the tail is zero padding) and
 /// returns its length, 60.
 pub fn build_arp(
@@ -746,6 +819,71 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    /// An ICMP echo request as `ping -c1 -s 8` sends it: 20-byte IPv4 header, 8-byte
+    /// echo header, 8 bytes of data, padded to the Ethernet minimum.
+    fn echo_request(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+        let mut frame = vec![0u8; ETH_MIN_FRAME];
+        frame[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        let ip = &mut frame[ETH_HEADER_LEN..ETH_HEADER_LEN + 36];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&36u16.to_be_bytes());
+        ip[6] = 0x40; // don't fragment
+        ip[8] = 61;
+        ip[9] = IP_PROTO_ICMP;
+        ip[12..16].copy_from_slice(&src.octets());
+        ip[16..20].copy_from_slice(&dst.octets());
+        let checksum = ipv4_checksum(&ip[..20]);
+        ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+        let icmp = &mut ip[20..];
+        icmp[0] = ICMP_ECHO_REQUEST;
+        icmp[4..8].copy_from_slice(&[0x12, 0x34, 0, 7]);
+        icmp[8..].copy_from_slice(b"pingdata");
+        let checksum = !fold(ones_complement_sum(0, icmp));
+        icmp[2..4].copy_from_slice(&checksum.to_be_bytes());
+        frame
+    }
+
+    #[test]
+    fn echo_requests_to_us_get_a_valid_reply_and_nothing_else_is_touched() {
+        let (peer, us) = (Ipv4Addr::new(10, 0, 1, 6), Ipv4Addr::new(10, 0, 1, 4));
+        let mut frame = echo_request(peer, us);
+        assert_eq!(icmp_echo_reply_in_place(&mut frame, us), Ok(true));
+        assert_eq!(frame[0..6], [2, 0, 0, 0, 0, 1]);
+        assert_eq!(frame[6..12], [2, 0, 0, 0, 0, 2]);
+        let ip = &frame[ETH_HEADER_LEN..ETH_HEADER_LEN + 36];
+        assert_eq!(ipv4_checksum(&ip[..20]), 0, "IPv4 checksum");
+        assert_eq!(ip_at(ip, 12), us);
+        assert_eq!(ip_at(ip, 16), peer);
+        assert_eq!(ip[8], DEFAULT_TTL);
+        let icmp = &ip[20..];
+        assert_eq!(icmp[0], ICMP_ECHO_REPLY);
+        assert_eq!(fold(ones_complement_sum(0, icmp)), 0xffff, "ICMP checksum");
+        assert_eq!(
+            &icmp[4..8],
+            &[0x12, 0x34, 0, 7],
+            "identifier and sequence kept"
+        );
+        assert_eq!(&icmp[8..], b"pingdata");
+
+        // Someone else's, a reply, a UDP frame: untouched.
+        for mut other in [
+            echo_request(peer, Ipv4Addr::new(10, 0, 1, 9)),
+            frame.clone(),
+        ] {
+            let before = other.clone();
+            assert_eq!(icmp_echo_reply_in_place(&mut other, us), Ok(false));
+            assert_eq!(other, before);
+        }
+        let mut corrupt = echo_request(peer, us);
+        corrupt[ETH_HEADER_LEN + 20 + 9] ^= 0xff;
+        assert_eq!(
+            icmp_echo_reply_in_place(&mut corrupt, us),
+            Err(PacketError::IcmpChecksum)
+        );
+    }
 
     fn endpoints() -> impl Strategy<Value = UdpEndpoints> {
         (

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use agent_proto::config::BindDriver;
 use dpdk_agent::bind::{
-    bind, find_nic_by_mac, give_to_kernel, restore, take_from_kernel, BindError, BindRequest,
-    Binding, DpdkDriver, KernelOpError, KernelOps, SysfsRoot,
+    bind, find_nic_by_mac, give_to_kernel, locate_data_nic, restore, take_from_kernel, BindError,
+    BindRequest, Binding, DpdkDriver, KernelOpError, KernelOps, SysfsRoot,
 };
 
 const BDF: &str = "0000:00:04.0";
@@ -269,6 +269,32 @@ fn finds_the_data_nic_by_mac_through_the_virtio_device() {
     assert_eq!(nic.ifname.as_deref(), Some("eth1"));
     assert_eq!(nic.pci_address, BDF);
     assert_eq!(nic.driver.as_deref(), Some("virtio-pci"));
+}
+
+/// The standalone selftest finds the data NIC by MAC while the kernel has it, and
+/// through the binding's state file once its interface is gone.
+#[test]
+fn the_data_nic_is_located_before_and_after_binding() {
+    let fake = FakeSysfs::new();
+    let kernel = FakeKernel::new(&fake, &["uio_pci_generic"]);
+    let root = fake.root();
+    let state = fake.path("run/binding.json");
+    assert_eq!(locate_data_nic(&root, MAC, &state).as_deref(), Some(BDF));
+    bind(&BindRequest {
+        root: &root,
+        kernel: &kernel,
+        mac: MAC,
+        preference: BindDriver::Auto,
+        state_path: Some(&state),
+    })
+    .unwrap();
+    assert!(
+        find_nic_by_mac(&root, MAC).is_err(),
+        "the interface is gone"
+    );
+    assert_eq!(locate_data_nic(&root, MAC, &state).as_deref(), Some(BDF));
+    let other = [0x52, 0x54, 0, 0, 0, 0x99];
+    assert_eq!(locate_data_nic(&root, other, &state), None);
 }
 
 #[test]

@@ -133,6 +133,31 @@ fn loopback_selftest_passes() {
     assert!(checks.iter().all(|check| check["ok"] == true), "{report}");
 }
 
+/// With no serving agent and no --device/--eal/--ip, the selftest takes the data
+/// NIC and its address from the agent's configuration: a broken one is named.
+#[test]
+fn standalone_selftest_reads_the_agent_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:50051\"\ndata_mac = \"52:54:00:aa:00:02\"\ndata_ip = \"10.0.1.4/40\"\n",
+    )
+    .unwrap();
+    let out = Command::new(AGENT)
+        .args(["--selftest", "--config"])
+        .arg(&config)
+        .env("DPDK_AGENT_RUN_DIR", dir.path().join("run"))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("agent.toml") && stderr.contains("data_ip"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn selftest_fails_without_a_device() {
     let out = agent(&[

@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 
 use dpdk_agent::datapath::{DataPort, DataPortSpec, DatapathError, PortSelector};
 use dpdk_agent::eal::{Eal, EalError};
+use dpdk_agent::mbuf::MbufBatch;
+use dpdk_agent::packet::{self, ArpOp, Frame, PayloadHeader, UdpEndpoints};
 use dpdk_agent::port::create_ring_pair;
 use dpdk_agent::selftest::port_checks;
+use dpdk_agent::workload::idle::answer_one_burst;
 use dpdk_agent::workload::{
     bench, pingpong, reflect, BenchLive, BenchMode, BenchParams, BenchReport, PingPongLive,
     PingPongParams, ReflectLive, StopSignal, WorkloadError,
@@ -409,6 +412,94 @@ fn invalid_requests_are_rejected(a: &mut DataPort, b_mac: [u8; 6], eal: &Eal) {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// Sends `frames` from `b` into `a`, lets `a`'s idle responder answer one burst and
+/// returns what came back to `b`.
+fn idle_round(a: &mut DataPort, b: &mut DataPort, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut batch = MbufBatch::new();
+    for frame in frames {
+        let mut mbuf = b.mempool().alloc().expect("an mbuf");
+        mbuf.set_len(frame.len())
+            .expect("room for the frame")
+            .copy_from_slice(frame);
+        batch.push(mbuf).expect("room in the batch");
+    }
+    assert_eq!(b.port_mut().tx_burst(&mut batch), frames.len());
+    let counters = answer_one_burst(a);
+    assert_eq!(counters.received, frames.len() as u64, "{counters:?}");
+    let mut back = MbufBatch::new();
+    b.port_mut().rx_burst(&mut back);
+    back.drain().map(|mbuf| mbuf.data().to_vec()).collect()
+}
+
+fn test_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src_ip: Ipv4Addr, dst_ip: Ipv4Addr) -> Vec<u8> {
+    let mut frame = vec![0u8; 64];
+    let endpoints = UdpEndpoints {
+        src_mac,
+        dst_mac,
+        src_ip,
+        dst_ip,
+        src_port: packet::TEST_UDP_PORT,
+        dst_port: packet::TEST_UDP_PORT,
+    };
+    packet::build_udp(&mut frame, &endpoints, &PayloadHeader { seq: 7, tx_ns: 1 }).unwrap();
+    frame
+}
+
+/// While no workload runs, A answers ARP for its IP and sends B's test frames back
+/// once (TTL one less), but never a frame that was already answered or its own.
+fn idle_port_answers_like_a_host(a: &mut DataPort, b: &mut DataPort) {
+    // What earlier scenarios left on the wire.
+    for port in [&mut *a, &mut *b] {
+        let mut stale = MbufBatch::new();
+        while port.port_mut().rx_burst(&mut stale) > 0 {
+            stale.clear();
+        }
+    }
+    let arp_for = |target| {
+        let mut frame = vec![0u8; packet::ETH_MIN_FRAME];
+        packet::build_arp(
+            &mut frame,
+            packet::BROADCAST_MAC,
+            &packet::arp_request(b.mac(), IP_B, target),
+        )
+        .unwrap();
+        frame
+    };
+    let from_b = test_frame(b.mac(), a.mac(), IP_B, IP_A);
+    let back = idle_round(
+        a,
+        b,
+        &[
+            arp_for(IP_A),
+            arp_for(Ipv4Addr::new(10, 9, 0, 77)),
+            from_b.clone(),
+            test_frame(a.mac(), a.mac(), IP_A, IP_A),
+        ],
+    );
+    assert_eq!(back.len(), 2, "an ARP reply and one reflected frame");
+    match packet::parse(&back[0]) {
+        Ok(Frame::Arp { arp, .. }) => {
+            assert_eq!(arp.op, ArpOp::Reply);
+            assert_eq!((arp.sender_ip, arp.sender_mac), (IP_A, a.mac()));
+        }
+        other => panic!("expected an ARP reply, got {other:?}"),
+    }
+    let reflected = back[1].clone();
+    match packet::parse(&reflected) {
+        Ok(Frame::Udp(udp)) => {
+            assert_eq!((udp.src_ip, udp.dst_ip), (IP_A, IP_B));
+            assert_eq!(udp.ttl, packet::DEFAULT_TTL - 1);
+            assert_eq!(PayloadHeader::parse(udp.payload).unwrap().seq, 7);
+        }
+        other => panic!("expected the reflected test frame, got {other:?}"),
+    }
+    // An answer that comes back (a peer's idle responder bouncing it) is not
+    // answered again.
+    let mut bounced = reflected;
+    packet::swap_udp_in_place(&mut bounced).unwrap();
+    assert!(idle_round(a, b, &[bounced]).is_empty());
+}
+
 #[test]
 fn datapath_on_a_real_eal() {
     let eal = eal();
@@ -431,6 +522,7 @@ fn datapath_on_a_real_eal() {
     both_directions_through_a_reflector(&mut a, &mut b);
     interval_and_loss(&mut a, &mut b);
     invalid_requests_are_rejected(&mut a, b.mac(), &eal);
+    idle_port_answers_like_a_host(&mut a, &mut b);
 
     // The loopback port passes the same port checks the selftest runs.
     let mut looped = DataPort::open(

@@ -181,7 +181,8 @@ async fn grpc_workloads_agree_with_the_same_workloads_run_directly() {
     let socket = dir.path().join("pingpong.sock");
     let server = memif_agent(&socket, "server", SERVER_IP);
     wait_for_socket(&socket);
-    let mut reflector = server.serving().await;
+    // Its link is down (NOT_SERVING) until the direct client connects.
+    let mut reflector = server.port_open().await;
     reflector.reflect().await.unwrap();
     let report = {
         let socket = socket.clone();
@@ -218,7 +219,7 @@ async fn grpc_workloads_agree_with_the_same_workloads_run_directly() {
     let socket = dir.path().join("bench.sock");
     let server = memif_agent(&socket, "server", SERVER_IP);
     wait_for_socket(&socket);
-    let mut receiver = server.serving().await;
+    let mut receiver = server.port_open().await;
     let bench = {
         let mut receiver = receiver.clone();
         tokio::spawn(async move {

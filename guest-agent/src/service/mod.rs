@@ -5,8 +5,14 @@
 //! at a time and a second request gets FAILED_PRECONDITION "busy: <what runs>".
 //! Streaming RPCs report the workload's live counters about once a second; when the
 //! client goes away the workload is told to stop.
+//!
+//! While the port sits in its slot, an idle thread answers ARP, ICMP echo and test
+//! frames on it and watches its link (see `idle.rs`): a link that is down or a
+//! device that is gone turns health NOT_SERVING and Info's EAL state FAILED with the
+//! reason; workloads are still accepted (the link may come back while they run).
 
 mod convert;
+mod idle;
 mod validate;
 
 use std::error::Error as StdError;
@@ -25,8 +31,8 @@ use crate::eal::Eal;
 use crate::handover::{Handover, ReleaseTarget, Released};
 use crate::selftest::{self, Check};
 use crate::workload::{
-    self, BenchCounters, BenchLive, PingPongLive, ReflectCounters, ReflectLive, StopSignal,
-    WorkloadError,
+    self, BenchCounters, BenchLive, IdleCounters, PingPongLive, ReflectCounters, ReflectLive,
+    StopSignal, WorkloadError,
 };
 
 /// How often streaming RPCs report progress.
@@ -98,12 +104,24 @@ struct Inner {
     handover: Option<Handover>,
     /// What the last ReleasePort handed over, while released.
     released: Option<Released>,
+    /// Why the port is not usable though Ready (link down, device gone), as the
+    /// idle thread last saw it.
+    link_fault: Option<String>,
+    /// What the idle responder answered and dropped since the agent started.
+    idle: IdleCounters,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     health: HealthReporter,
     options: ServiceOptions,
+}
+
+async fn report_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(agent_proto::HEALTH_SERVICE_NAME, status)
+        .await;
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -224,33 +242,51 @@ impl AgentService {
                     running: None,
                     handover: None,
                     released: None,
+                    link_fault: None,
+                    idle: IdleCounters::default(),
                 }),
                 health,
                 options,
             }),
         };
         service.report_health(ServingStatus::NotServing).await;
+        idle::spawn(
+            Arc::downgrade(&service.shared),
+            tokio::runtime::Handle::current(),
+        );
         service
     }
 
     async fn report_health(&self, status: ServingStatus) {
-        let health = &self.shared.health;
-        health.set_service_status("", status).await;
-        health
-            .set_service_status(agent_proto::HEALTH_SERVICE_NAME, status)
-            .await;
+        report_health(&self.shared.health, status).await;
     }
 
-    /// The port is open: workloads can run, health says SERVING.
+    /// What the idle responder answered and dropped so far.
+    pub fn idle_counters(&self) -> IdleCounters {
+        lock(&self.shared.inner).idle
+    }
+
+    /// The port is open: workloads can run; health says SERVING once its link is up.
     pub async fn set_ready(&self, port: DataPort, drivers: NicDrivers) {
-        {
+        let status = {
             let mut inner = lock(&self.shared.inner);
             inner.details = Some(port.details());
+            inner.link_fault = idle::link_fault(&port);
             inner.port = Some(port);
             inner.drivers = drivers;
             inner.state = DataplaneState::Ready;
+            Self::ready_health(&inner)
+        };
+        self.report_health(status).await;
+    }
+
+    fn ready_health(inner: &Inner) -> ServingStatus {
+        if let Some(reason) = &inner.link_fault {
+            tracing::warn!(%reason, "data port open but not usable yet: NOT_SERVING");
+            ServingStatus::NotServing
+        } else {
+            ServingStatus::Serving
         }
-        self.report_health(ServingStatus::Serving).await;
     }
 
     /// Lets ReleasePort / AcquirePort hand the port over (without it they are refused).
@@ -442,11 +478,12 @@ impl AgentService {
         if let Some(port) = &inner.port {
             inner.details = Some(port.details());
         }
-        let (eal_state, eal_error) = match &inner.state {
-            DataplaneState::Ready => (v1::EalState::Ready, String::new()),
-            DataplaneState::Starting => (v1::EalState::Unspecified, "starting".to_owned()),
-            DataplaneState::Failed(reason) => (v1::EalState::Failed, reason.clone()),
-            DataplaneState::Released(to) => (
+        let (eal_state, eal_error) = match (&inner.state, &inner.link_fault) {
+            (DataplaneState::Ready, Some(fault)) => (v1::EalState::Failed, fault.clone()),
+            (DataplaneState::Ready, None) => (v1::EalState::Ready, String::new()),
+            (DataplaneState::Starting, _) => (v1::EalState::Unspecified, "starting".to_owned()),
+            (DataplaneState::Failed(reason), _) => (v1::EalState::Failed, reason.clone()),
+            (DataplaneState::Released(to), _) => (
                 v1::EalState::Released,
                 match inner.released.as_ref().map(|r| r.ifname.as_str()) {
                     Some(ifname) if !ifname.is_empty() => {
@@ -455,7 +492,7 @@ impl AgentService {
                     _ => format!("port released to {to}"),
                 },
             ),
-            DataplaneState::Moving(what) => {
+            (DataplaneState::Moving(what), _) => {
                 (v1::EalState::Unspecified, format!("port being {what}"))
             }
         };
@@ -916,9 +953,13 @@ impl Agent for AgentService {
             match result {
                 Ok(port) => {
                     inner.details = Some(port.details());
+                    inner.link_fault = idle::link_fault(&port);
                     inner.port = Some(port);
                     inner.state = DataplaneState::Ready;
-                    Ok(Response::new(v1::AcquirePortReply { was_released: true }))
+                    Ok((
+                        Response::new(v1::AcquirePortReply { was_released: true }),
+                        Self::ready_health(&inner),
+                    ))
                 }
                 Err(error) => {
                     let reason =
@@ -929,10 +970,9 @@ impl Agent for AgentService {
                 }
             }
         };
-        if reply.is_ok() {
-            self.report_health(ServingStatus::Serving).await;
-        }
-        reply
+        let (reply, status) = reply?;
+        self.report_health(status).await;
+        Ok(reply)
     }
 }
 

@@ -3,6 +3,7 @@
 //! the whole time, and publishes live counters through atomics.
 
 pub mod bench;
+pub mod idle;
 pub mod kernel;
 pub mod pingpong;
 pub mod reflect;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 pub use bench::{
     bench, BenchCounters, BenchLive, BenchMode, BenchParams, BenchReport, BenchSecond,
 };
+pub use idle::IdleCounters;
 pub use pingpong::{pingpong, PingPongLive, PingPongParams, PingPongReport, PingPongSnapshot};
 pub use reflect::{reflect, ReflectCounters, ReflectLive};
 

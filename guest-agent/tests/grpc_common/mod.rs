@@ -202,6 +202,25 @@ impl Agent {
         }
     }
 
+    /// Connects and waits until the data port is open, whatever its link (a memif
+    /// server without its client is open with the link down, NOT_SERVING).
+    pub async fn port_open(&self) -> AgentClient {
+        let mut client = self.connect().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let info = client.info().await.unwrap();
+            if !info.ports.is_empty() {
+                return client;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the data port never opened: {info:?}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         // An exited, unreaped agent is a zombie: look at its /proc state.
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()));
