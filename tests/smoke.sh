@@ -128,7 +128,19 @@ fi
 step "selftest (each agent through its peer's reflector)"
 dpdkhost selftest
 
-step "run pingpong --count 500"
+step "dpdk-agent --selftest inside vm1: through the serving agent, round trip via idle vm2"
+selftest_out=$(dpdkhost ssh 1 -- sudo dpdk-agent --selftest 2>&1) || { echo "$selftest_out" >&2; exit 1; }
+echo "$selftest_out" | tail -n 4
+grep -qi "round trip" <<<"$selftest_out" || { echo "smoke: no round-trip check in: $selftest_out" >&2; exit 1; }
+
+step "a second DPDK process on the agent's device is refused, naming the holder"
+if hand_out=$(dpdkhost ssh 1 -- sudo dpdk-agent --selftest --device 0000:00:03.0 --ip 10.0.1.4/24 --peer 10.0.1.6 2>&1); then
+  echo "smoke: a selftest on the serving agent's device was not refused: $hand_out" >&2; exit 1
+fi
+grep -q "dpdk-agent serve" <<<"$hand_out" || { echo "smoke: the refusal does not name the holder: $hand_out" >&2; exit 1; }
+echo "smoke: $(grep -m1 "dpdk-agent serve" <<<"$hand_out")"
+
+step "run pingpong --count 500 (right after the in-VM selftests: nothing lost)"
 dpdkhost run pingpong --count 500 --json --results "$results" > "$results/pingpong.json"
 python3 - "$results/pingpong.json" <<'PY'
 import json, sys
