@@ -205,35 +205,24 @@ fn open_port(args: &PortArgs) -> Result<(DataPort, DeviceLocks)> {
     Ok((port, locks))
 }
 
-/// Set by the first SIGINT or SIGTERM a foreground workload receives.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn note_interrupt(_signal: libc::c_int) {
-    // An atomic store is async-signal-safe.
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
 /// Ctrl-C (or SIGTERM) stops a foreground workload like the end of its duration:
 /// the report of what ran so far is printed and the process exits normally, which
-/// also removes EAL's runtime directory. A second signal kills as usual.
+/// also removes EAL's runtime directory. A second signal kills as usual (the default
+/// action runs once the flag is set).
 fn stop_on_signals() -> Result<()> {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the
-        // handler only stores to an atomic, which is async-signal-safe; SA_RESETHAND
-        // restores the default action after the first delivery.
-        let ret = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = note_interrupt as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESETHAND;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut())
-        };
-        if ret != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("installing the handler for signal {signal}"));
-        }
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_default(signal, interrupted_flag())
+            .and_then(|_| signal_hook::flag::register(signal, interrupted_flag()))
+            .with_context(|| format!("installing the handler for signal {signal}"))?;
     }
     Ok(())
+}
+
+/// Raised by the first SIGINT or SIGTERM a foreground workload receives.
+fn interrupted_flag() -> std::sync::Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<std::sync::Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| std::sync::Arc::new(AtomicBool::new(false)))
+        .clone()
 }
 
 /// Runs `work` on a worker thread and prints `progress()` to stderr every second;
@@ -248,7 +237,7 @@ fn with_progress<T: Send>(
         let mut next = Instant::now() + Duration::from_secs(1);
         while !worker.is_finished() {
             std::thread::sleep(Duration::from_millis(20));
-            if INTERRUPTED.load(Ordering::Relaxed) {
+            if interrupted_flag().load(Ordering::Relaxed) {
                 stop.stop();
             }
             if Instant::now() >= next {
@@ -353,7 +342,7 @@ pub fn reflect(args: &ReflectArgs) -> Result<ExitCode> {
         let worker = scope.spawn(|| workload::reflect(&mut port, &live, &stop));
         while !worker.is_finished()
             && Instant::now() < deadline
-            && !INTERRUPTED.load(Ordering::Relaxed)
+            && !interrupted_flag().load(Ordering::Relaxed)
         {
             std::thread::sleep(Duration::from_millis(20));
         }

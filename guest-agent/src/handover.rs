@@ -12,12 +12,10 @@
 //! Taking it back reverses the steps: rebind for DPDK where needed, re-attach the
 //! device (`rte_eal_hotplug_add`) and open the port again with the same spec.
 
-use std::ffi::CString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use agent_proto::config::{format_mac, BindDriver};
-use dpdk_sys as sys;
 
 use crate::bind::{self, BindError, BindRequest, Binding, KernelOps, SysfsRoot};
 use crate::datapath::{DataPort, DataPortSpec, DatapathError};
@@ -155,12 +153,6 @@ struct HeldLocks {
     held: Option<DeviceLocks>,
 }
 
-fn c_string(text: &str) -> CString {
-    // Bus names, PCI addresses and vdev specs come from EAL arguments that already
-    // went through C strings.
-    CString::new(text).unwrap_or_default()
-}
-
 impl Handover {
     /// A handover for the port `spec` opened on `device`.
     pub fn new(eal: Eal, spec: DataPortSpec, device: Device) -> Handover {
@@ -192,16 +184,13 @@ impl Handover {
 
     fn detach(&self) -> Result<(), HandoverError> {
         let (bus, name) = self.device.bus_and_name();
-        let (c_bus, c_name) = (c_string(bus), c_string(&name));
-        // SAFETY: EAL is initialised; both arguments are valid C strings for the call.
         // The port on the device was closed before (the DataPort was dropped).
-        let ret = unsafe { sys::rte_eal_hotplug_remove(c_bus.as_ptr(), c_name.as_ptr()) };
-        if ret < 0 {
-            return Err(HandoverError::Detach {
-                device: name,
-                cause: RteError::from_return(ret),
-            });
-        }
+        crate::eal::hotplug_remove(&self.eal, bus, &name).map_err(|cause| {
+            HandoverError::Detach {
+                device: name.clone(),
+                cause,
+            }
+        })?;
         tracing::info!(%bus, device = %name, "device detached from EAL");
         Ok(())
     }
@@ -212,17 +201,12 @@ impl Handover {
             Device::Vdev { spec } => spec.split_once(',').map(|(_, a)| a).unwrap_or_default(),
             Device::Nic { .. } => "",
         };
-        let (c_bus, c_name, c_args) = (c_string(bus), c_string(&name), c_string(args));
-        // SAFETY: EAL is initialised; the three arguments are valid C strings that
-        // outlive the call (EAL copies what it keeps).
-        let ret =
-            unsafe { sys::rte_eal_hotplug_add(c_bus.as_ptr(), c_name.as_ptr(), c_args.as_ptr()) };
-        if ret < 0 {
-            return Err(HandoverError::Attach {
-                device: name,
-                cause: RteError::from_return(ret),
-            });
-        }
+        crate::eal::hotplug_add(&self.eal, bus, &name, args).map_err(|cause| {
+            HandoverError::Attach {
+                device: name.clone(),
+                cause,
+            }
+        })?;
         tracing::info!(%bus, device = %name, "device attached to EAL");
         Ok(())
     }

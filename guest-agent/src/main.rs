@@ -1,5 +1,7 @@
 //! dpdk-agent: `--selftest`, or one workload in the foreground.
 
+#![deny(unsafe_code)]
+
 mod cli;
 mod foreground;
 

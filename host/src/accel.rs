@@ -81,10 +81,7 @@ fn probe_device() -> Result<(), String> {
         .write(true)
         .open("/dev/kvm")
         .map_err(|e| format!("/dev/kvm cannot be opened read-write ({e})"))?;
-    const KVM_GET_API_VERSION: libc::c_ulong = 0xAE00;
-    // SAFETY: KVM_GET_API_VERSION takes no argument and only returns an int; the fd is
-    // a valid open file for the duration of the call.
-    let version = unsafe { libc::ioctl(file.as_raw_fd(), KVM_GET_API_VERSION, 0) };
+    let version = crate::sys::kvm_api_version(file.as_raw_fd());
     if version == 12 {
         Ok(())
     } else {

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use sha2::Digest as _;
+
 use agent_proto::client::AgentClient;
 use agent_proto::config::{AgentConfig, BindDriver, TlsPaths};
 use anyhow::{bail, Context as _};
@@ -56,8 +58,10 @@ pub fn find_agent(flag: Option<&Path>, configured: Option<&Path>) -> anyhow::Res
 /// The agent as injected: without debug sections when binutils' `strip` is there (a
 /// release build carries ~40 MB of DWARF that every guest would copy and hash under
 /// TCG), else as built.
-fn agent_payload(path: &Path, scratch: &Path) -> anyhow::Result<Vec<u8>> {
-    let stripped = crate::state::temp_path(&scratch.join("dpdk-agent.injected"));
+pub fn agent_payload(path: &Path) -> anyhow::Result<Vec<u8>> {
+    // A unique name in the system's temporary directory: it always exists (the state
+    // directory may not yet), and the binary is no secret.
+    let stripped = crate::state::temp_path(&std::env::temp_dir().join("dpdk-agent.injected"));
     let ok = std::process::Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
@@ -155,7 +159,10 @@ pub fn bring_up(
         .ensure(&ctx.config.image, &spinner)
         .with_context(|| format!("cannot prepare image {}", ctx.config.image))?;
     spinner.stage("looking at what libvirt holds");
-    let prepared = crate::survey::prepare(ctx, args.no_kvm, Some(&base.sha256))?;
+    let agent_binary = agent_payload(&agent_path)?;
+    let agent_sha256 = hex::encode(sha2::Sha256::digest(&agent_binary));
+    let prepared =
+        crate::survey::prepare(ctx, args.no_kvm, Some(&base.sha256), Some(&agent_sha256))?;
     let (lv, plan) = (prepared.libvirt, prepared.plan);
 
     if !ctx.json {
@@ -212,7 +219,6 @@ pub fn bring_up(
     let state = state_of(ctx, &plan, &base, identity, &host_keys);
     state.save(&ctx.paths)?;
 
-    let agent_binary = agent_payload(&agent_path, &ctx.paths.state_dir)?;
     tracing::info!(agent = %agent_path.display(), bytes = agent_binary.len(), "agent binary for the seeds");
     let mut make_seed = |vm: &VmPlan| -> Result<Vec<u8>, ProvisionError> {
         let boxed = |e: Box<dyn std::error::Error + Send + Sync>| ProvisionError::Seed {

@@ -464,8 +464,7 @@ impl ImageStore {
 
     /// Builds the built-in Debian 12 image with mmdebstrap.
     pub fn build_debian(&self, progress: &dyn Progress) -> Result<Manifest, ImageError> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             return Err(ImageError::NotRoot);
         }
         require("mmdebstrap", "mmdebstrap")?;

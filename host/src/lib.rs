@@ -2,6 +2,8 @@
 //! cloud-init, and drives it over gRPC. The binary (`main.rs`) only parses and
 //! dispatches; everything else lives here, one module per concern.
 
+#![deny(unsafe_code)]
+
 pub mod accel;
 pub mod assets;
 pub mod bring_up;
@@ -24,6 +26,8 @@ pub mod shell;
 pub mod ssh;
 pub mod state;
 pub mod survey;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod testpmd;
 pub mod ui;
 pub mod units;

@@ -2,6 +2,8 @@
 //! cloud-init, and drives it over gRPC. `main` parses, sets up tracing, dispatches,
 //! and prints the error chain.
 
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -108,6 +108,8 @@ pub struct Plan {
     pub drift: Vec<Drift>,
     /// Running VMs that a new base image recreates.
     pub recreated_for_image: Vec<String>,
+    /// The sha256 of the agent binary the seeds carry (recorded in each domain).
+    pub agent_sha256: Option<String>,
 }
 
 /// A configuration key whose value differs from the one a VM was made with.
@@ -369,6 +371,7 @@ pub fn make(
             disk_gb: config.disk_gb,
             hugepages: config.hugepages,
             data_ip: format!("{}/{}", vm.data_ip, vm.data_prefix),
+            agent_sha256: None,
         };
         let changed = found
             .domain(vm.index)
@@ -420,6 +423,38 @@ pub fn make(
         surplus,
         drift: drifts,
         recreated_for_image,
+        agent_sha256: None,
+    }
+}
+
+/// Records the agent binary the seeds will carry, and replaces each VM whose seed
+/// carried another one: a rebuilt agent reaches the guests only through a new seed.
+pub fn replace_for_agent(plan: &mut Plan, found: &Found, agent_sha256: &str) {
+    plan.agent_sha256 = Some(agent_sha256.to_owned());
+    for vm in &plan.vms {
+        let had = found
+            .domain(vm.index)
+            .and_then(|d| d.meta.made_with.as_ref())
+            .and_then(|m| m.agent_sha256.as_deref());
+        let Some(had) = had else { continue };
+        if had == agent_sha256 || plan.actions.contains(&Action::CreateVm(vm.index)) {
+            continue;
+        }
+        plan.drift.push(Drift {
+            vm: vm.name.clone(),
+            key: "agent",
+            old: had.chars().take(12).collect(),
+            new: agent_sha256.chars().take(12).collect(),
+        });
+        let at = plan
+            .actions
+            .iter()
+            .position(|a| *a == Action::StartVm(vm.index))
+            .unwrap_or(plan.actions.len());
+        plan.actions.insert(at, Action::CreateVm(vm.index));
+        if !plan.actions.contains(&Action::StartVm(vm.index)) {
+            plan.actions.insert(at + 1, Action::StartVm(vm.index));
+        }
     }
 }
 
@@ -510,6 +545,7 @@ impl Plan {
                     disk_gb: u32::try_from(self.disk_bytes >> 30).unwrap_or(u32::MAX),
                     hugepages: self.hugepages,
                     data_ip: format!("{}/{}", vm.data_ip, vm.data_prefix),
+                    agent_sha256: self.agent_sha256.clone(),
                 }),
             },
         }
@@ -773,6 +809,58 @@ mod tests {
         };
         assert_eq!(subnet.drift[0].old, "10.0.1.4/24");
         assert_eq!(subnet.drift[0].new, "10.0.7.4/24");
+    }
+
+    #[test]
+    fn a_rebuilt_agent_replaces_the_vms_that_carry_the_old_one() {
+        let config = Config::default();
+        let mut first = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &Found::default(),
+            &mut Seq(40000),
+        );
+        replace_for_agent(&mut first, &Found::default(), &"aa".repeat(32));
+        let found = found_from(&first, true);
+        let mut same = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &found,
+            &mut Seq(50000),
+        );
+        replace_for_agent(&mut same, &found, &"aa".repeat(32));
+        assert!(same.is_noop(), "{same}");
+        let mut rebuilt = make(
+            &config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &found,
+            &mut Seq(50000),
+        );
+        replace_for_agent(&mut rebuilt, &found, &"bb".repeat(32));
+        assert_eq!(
+            rebuilt.actions,
+            [
+                Action::CreateVm(1),
+                Action::StartVm(1),
+                Action::CreateVm(2),
+                Action::StartVm(2)
+            ]
+        );
+        assert!(
+            rebuilt
+                .to_string()
+                .contains("~ vm1: agent aaaaaaaaaaaa -> bbbbbbbbbbbb"),
+            "{rebuilt}"
+        );
     }
 
     #[test]

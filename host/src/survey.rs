@@ -47,11 +47,13 @@ fn check_not_ours(plan: &Plan, found: &Found) -> anyhow::Result<()> {
 }
 
 /// Connects, decides the acceleration, looks at what exists, and plans. `image_sha256`
-/// is the base image `up` will use, when known.
+/// is the base image `up` will use, `agent_sha256` the agent binary its seeds carry,
+/// when known.
 pub fn prepare(
     ctx: &Context,
     no_kvm: bool,
     image_sha256: Option<&str>,
+    agent_sha256: Option<&str>,
 ) -> anyhow::Result<Prepared> {
     let libvirt = Libvirt::open(&ctx.config.libvirt_uri)?;
     let decision = accel::decide(
@@ -69,7 +71,7 @@ pub fn prepare(
         (Some(s), Some(sha)) => s.image_sha256 == sha,
         _ => true,
     };
-    let plan = plan::make(
+    let mut plan = plan::make(
         &ctx.config,
         &ctx.env,
         &decision,
@@ -78,6 +80,9 @@ pub fn prepare(
         &found,
         &mut KernelPorts::default(),
     );
+    if let Some(sha) = agent_sha256 {
+        plan::replace_for_agent(&mut plan, &found, sha);
+    }
     check_not_ours(&plan, &found)?;
     Ok(Prepared {
         libvirt,

@@ -59,17 +59,8 @@ fn free_bytes(path: &Path) -> Option<(PathBuf, u64)> {
     while !p.exists() {
         p = p.parent()?.to_path_buf();
     }
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
-    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a valid NUL-terminated path and `s` points to writable memory of
-    // the right type; statvfs fills it completely when it returns 0.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), s.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so the struct is initialised.
-    let s = unsafe { s.assume_init() };
-    Some((p, s.f_bavail * s.f_frsize))
+    let s = nix::sys::statvfs::statvfs(&p).ok()?;
+    Some((p, s.blocks_available() * s.fragment_size()))
 }
 
 /// Whether `program` is on PATH or in an sbin directory (where dnsmasq and iptables

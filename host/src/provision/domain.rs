@@ -122,6 +122,8 @@ pub struct MadeWith {
     pub hugepages: u32,
     /// The data address with prefix, `10.0.1.4/24`.
     pub data_ip: String,
+    /// The sha256 of the agent binary on the seed (None on older domains).
+    pub agent_sha256: Option<String>,
 }
 
 impl VmMeta {
@@ -157,6 +159,9 @@ impl VmMeta {
                 m.hugepages,
                 esc(&m.data_ip)
             );
+            if let Some(sha) = &m.agent_sha256 {
+                let _ = write!(s, " agent-sha256=\"{}\"", esc(sha));
+            }
         }
         s.push_str("/>");
         s
@@ -184,6 +189,7 @@ impl VmMeta {
                     disk_gb: attr(elem, "disk-gb")?.parse().ok()?,
                     hugepages: attr(elem, "hugepages")?.parse().ok()?,
                     data_ip: attr(elem, "data-ip")?,
+                    agent_sha256: attr(elem, "agent-sha256"),
                 })
             })(),
         })
@@ -432,6 +438,7 @@ pub(crate) mod tests {
                     disk_gb: 8,
                     hugepages: 64,
                     data_ip: "10.0.1.4/24".into(),
+                    agent_sha256: Some("ab".repeat(32)),
                 }),
             },
         }

@@ -275,12 +275,7 @@ impl Transfer {
         }
         // access(2) rather than a probe file: a process killed mid-probe must not leave
         // a stray file that keeps the pool from being removed.
-        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-            return Transfer::Stream;
-        };
-        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call;
-        // access only reads it.
-        let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
+        let writable = nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok();
         if writable {
             Transfer::Local(dir.to_owned())
         } else {

@@ -208,6 +208,39 @@ impl Eal {
 /// The runtime directory of this process's EAL, removed when the process exits.
 static RUNTIME_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
 
+/// A C string of an EAL name (bus, device, vdev arguments): they came from EAL
+/// arguments that already went through C strings, so a NUL is never in them.
+fn c_name(text: &str) -> CString {
+    CString::new(text).unwrap_or_default()
+}
+
+/// Detaches `device` on `bus` from EAL (`rte_eal_hotplug_remove`): the kernel driver
+/// keeps the NIC bound, but nothing in this process maps it. Its port must be closed.
+pub fn hotplug_remove(_eal: &Eal, bus: &str, device: &str) -> Result<(), RteError> {
+    let (c_bus, c_device) = (c_name(bus), c_name(device));
+    // SAFETY: EAL is initialised (the `&Eal` token); both arguments are valid C
+    // strings for the duration of the call.
+    let ret = unsafe { sys::rte_eal_hotplug_remove(c_bus.as_ptr(), c_device.as_ptr()) };
+    if ret < 0 {
+        return Err(RteError::from_return(ret));
+    }
+    Ok(())
+}
+
+/// Attaches `device` on `bus` to EAL again with device arguments `args`
+/// (`rte_eal_hotplug_add`).
+pub fn hotplug_add(_eal: &Eal, bus: &str, device: &str, args: &str) -> Result<(), RteError> {
+    let (c_bus, c_device, c_args) = (c_name(bus), c_name(device), c_name(args));
+    // SAFETY: EAL is initialised (the `&Eal` token); the three arguments are valid C
+    // strings that outlive the call (EAL copies what it keeps).
+    let ret =
+        unsafe { sys::rte_eal_hotplug_add(c_bus.as_ptr(), c_device.as_ptr(), c_args.as_ptr()) };
+    if ret < 0 {
+        return Err(RteError::from_return(ret));
+    }
+    Ok(())
+}
+
 /// DPDK creates a runtime directory per `--file-prefix` (`/var/run/dpdk/<prefix>`:
 /// config, memory tables, the multi-process socket; about 1 MiB, in /run, which is
 /// tmpfs on most systems) and leaves it behind at exit, so every agent run, test and
