@@ -155,29 +155,14 @@ fn mac_at(bytes: &[u8], at: usize) -> MacAddr {
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &MacAddr) -> String {
-    mac.iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    agent_proto::MacAddr(*mac).to_string()
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff` (or with `-` between the bytes).
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-` between the bytes), as agent-proto does.
 pub fn parse_mac(text: &str) -> Result<MacAddr, String> {
-    let invalid = || format!("{text:?} is not a MAC address like 02:00:00:00:00:01");
-    let mut mac = [0u8; 6];
-    let mut parts = text.split([':', '-']);
-    for byte in &mut mac {
-        let part = parts.next().ok_or_else(invalid)?;
-        // from_str_radix alone would take a sign ("+2").
-        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid());
-        }
-        *byte = u8::from_str_radix(part, 16).map_err(|_| invalid())?;
-    }
-    if parts.next().is_some() {
-        return Err(invalid());
-    }
-    Ok(mac)
+    text.parse::<agent_proto::MacAddr>()
+        .map(|mac| mac.0)
+        .map_err(|error| error.to_string())
 }
 
 /// One's-complement sum of `bytes` as big-endian 16-bit words (odd byte padded).

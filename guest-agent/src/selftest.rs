@@ -261,17 +261,7 @@ pub fn port_checks(port: &mut DataPort, peer: Option<Ipv4Addr>, timeout: Duratio
     checks
 }
 
-/// An error and its causes, joined by ": ".
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use agent_proto::error_chain;
 
 /// A whole selftest in a process that has not initialised EAL yet.
 #[derive(Debug, Clone)]

@@ -266,9 +266,7 @@ struct Dataplane {
     locks: Option<DeviceLocks>,
 }
 
-fn chain(error: &dyn std::error::Error) -> String {
-    agent_proto::error_chain(error)
-}
+use agent_proto::error_chain as chain;
 
 /// EAL arguments for a bound PCI NIC in a VM.
 fn vm_eal_args(binding: &Binding, extra: &[String]) -> Vec<String> {

@@ -650,6 +650,32 @@ mod tests {
         }
     }
 
+    /// The plan for a lab that does not exist yet (ports from 40000).
+    fn fresh(config: &Config) -> Plan {
+        make(
+            config,
+            "t",
+            &tcg(),
+            "debian-12",
+            true,
+            &Found::default(),
+            &mut Seq(40000),
+        )
+    }
+
+    /// The plan over what `found` holds (new ports from 50000).
+    fn plan_over(config: &Config, found: &Found, image_ready: bool) -> Plan {
+        make(
+            config,
+            "t",
+            &tcg(),
+            "debian-12",
+            image_ready,
+            found,
+            &mut Seq(50000),
+        )
+    }
+
     fn tcg() -> Decision {
         Decision {
             accel: Accel::Tcg,
@@ -745,15 +771,7 @@ mod tests {
     #[test]
     fn a_changed_key_is_shown_per_vm_and_replaces_the_vm() {
         let config = Config::default();
-        let first = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &Found::default(),
-            &mut Seq(40000),
-        );
+        let first = fresh(&config);
         let found = found_from(&first, true);
         for (key, change) in [
             (
@@ -772,15 +790,7 @@ mod tests {
         ] {
             let mut changed = config.clone();
             change(&mut changed);
-            let plan = make(
-                &changed,
-                "t",
-                &tcg(),
-                "debian-12",
-                true,
-                &found,
-                &mut Seq(50000),
-            );
+            let plan = plan_over(&changed, &found, true);
             assert_eq!(
                 plan.drift
                     .iter()
@@ -805,7 +815,7 @@ mod tests {
                 network: Ipv4Addr::new(10, 0, 7, 0),
                 prefix: 24,
             };
-            make(&c, "t", &tcg(), "debian-12", true, &found, &mut Seq(50000))
+            plan_over(&c, &found, true)
         };
         assert_eq!(subnet.drift[0].old, "10.0.1.4/24");
         assert_eq!(subnet.drift[0].new, "10.0.7.4/24");
@@ -814,37 +824,13 @@ mod tests {
     #[test]
     fn a_rebuilt_agent_replaces_the_vms_that_carry_the_old_one() {
         let config = Config::default();
-        let mut first = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &Found::default(),
-            &mut Seq(40000),
-        );
+        let mut first = fresh(&config);
         replace_for_agent(&mut first, &Found::default(), &"aa".repeat(32));
         let found = found_from(&first, true);
-        let mut same = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &found,
-            &mut Seq(50000),
-        );
+        let mut same = plan_over(&config, &found, true);
         replace_for_agent(&mut same, &found, &"aa".repeat(32));
         assert!(same.is_noop(), "{same}");
-        let mut rebuilt = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &found,
-            &mut Seq(50000),
-        );
+        let mut rebuilt = plan_over(&config, &found, true);
         replace_for_agent(&mut rebuilt, &found, &"bb".repeat(32));
         assert_eq!(
             rebuilt.actions,
@@ -866,25 +852,9 @@ mod tests {
     #[test]
     fn a_new_base_image_names_the_running_vms_it_recreates() {
         let config = Config::default();
-        let first = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &Found::default(),
-            &mut Seq(40000),
-        );
+        let first = fresh(&config);
         let found = found_from(&first, true);
-        let plan = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            false,
-            &found,
-            &mut Seq(50000),
-        );
+        let plan = plan_over(&config, &found, false);
         assert_eq!(plan.recreated_for_image, ["vm1", "vm2"]);
         assert!(
             plan.to_string().contains("recreates the running vm1, vm2"),
@@ -895,76 +865,28 @@ mod tests {
     #[test]
     fn up_twice_changes_nothing_and_keeps_ports() {
         let config = Config::default();
-        let first = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &Found::default(),
-            &mut Seq(40000),
-        );
+        let first = fresh(&config);
         let found = found_from(&first, true);
-        let second = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &found,
-            &mut Seq(50000),
-        );
+        let second = plan_over(&config, &found, true);
         assert!(second.is_noop(), "{:?}", second.actions);
         assert_eq!(second.vms, first.vms, "same layout and ports");
-        let stopped = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &found_from(&first, false),
-            &mut Seq(50000),
-        );
+        let stopped = plan_over(&config, &found_from(&first, false), true);
         assert_eq!(stopped.actions, [Action::StartVm(1), Action::StartVm(2)]);
     }
 
     #[test]
     fn half_made_environment_is_completed_consistently() {
         let config = Config::default();
-        let first = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &Found::default(),
-            &mut Seq(40000),
-        );
+        let first = fresh(&config);
         let mut found = found_from(&first, true);
         found.domains.retain(|d| d.index == 1);
-        let again = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &found,
-            &mut Seq(50000),
-        );
+        let again = plan_over(&config, &found, true);
         assert_eq!(again.actions, [Action::CreateVm(2), Action::StartVm(2)]);
         assert_eq!(again.vms[1].udp, first.vms[1].udp, "vm2 joins vm1's link");
         // A base volume without any domain may be a torn upload: upload again.
         let mut found = found_from(&first, true);
         found.domains.clear();
-        let again = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &found,
-            &mut Seq(50000),
-        );
+        let again = plan_over(&config, &found, true);
         assert!(again.actions.contains(&Action::UploadImage));
     }
 
@@ -994,15 +916,7 @@ mod tests {
     #[test]
     fn nat_mode_after_a_reboot_starts_the_networks_before_the_vms() {
         let config = Config::parse("network = \"nat\"").unwrap();
-        let first = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &Found::default(),
-            &mut Seq(40000),
-        );
+        let first = fresh(&config);
         let names = Names::new("t");
         let found = nat_found_from(&first, true);
         let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));

@@ -148,24 +148,12 @@ impl AgentConfig {
 
 /// Parses `aa:bb:cc:dd:ee:ff` (case-insensitive).
 pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next()?;
-        if part.len() != 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
+    text.parse::<crate::MacAddr>().ok().map(|mac| mac.0)
 }
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    crate::MacAddr(*mac).to_string()
 }
 
 /// Parses `a.b.c.d/len` with len in 1..=32.

@@ -6,6 +6,9 @@
 pub mod client;
 pub mod config;
 pub mod histogram;
+pub mod mac;
+
+pub use mac::MacAddr;
 #[cfg(feature = "pki")]
 pub mod pki;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::pingpong::{Slot, Tracker, HISTOGRAM_MAX_NS};
+use super::pingpong::{Answer, Slot, Tracker, HISTOGRAM_MAX_NS};
 use super::{
     InvalidParam, PingPongLive, PingPongParams, PingPongReport, ReflectCounters, ReflectLive,
     StopSignal, WorkloadError,
@@ -191,27 +191,20 @@ pub fn pingpong(
                     .ok()
                     .filter(|h| h.seq < next_seq)
                 {
-                    let index = Tracker::slot_index(header.seq);
-                    match tracker.slots[index] {
-                        Slot::InFlight => {
-                            tracker.slots[index] = Slot::Answered;
-                            tracker.in_flight -= 1;
+                    match tracker.answer(header.seq, header.tx_ns, now) {
+                        Answer::First {
+                            rtt_ns,
+                            reordered: late,
+                        } => {
                             received += 1;
-                            let sample =
-                                now.saturating_sub(header.tx_ns).clamp(1, HISTOGRAM_MAX_NS);
-                            rtt.saturating_record(sample);
-                            live.last_rtt_ns.store(sample, Ordering::Relaxed);
-                            if tracker.highest_answered.is_some_and(|h| header.seq < h) {
+                            rtt.saturating_record(rtt_ns);
+                            live.last_rtt_ns.store(rtt_ns, Ordering::Relaxed);
+                            if late {
                                 reordered += 1;
                             }
-                            tracker.highest_answered = Some(
-                                tracker
-                                    .highest_answered
-                                    .map_or(header.seq, |h| h.max(header.seq)),
-                            );
                         }
-                        Slot::Answered => duplicates += 1,
-                        Slot::Lost | Slot::Unsent => {}
+                        Answer::Duplicate => duplicates += 1,
+                        Answer::Late => {}
                     }
                 }
             }

@@ -153,6 +153,17 @@ pub(crate) enum Slot {
     Lost,
 }
 
+/// What an arriving answer was.
+pub(crate) enum Answer {
+    /// The first answer to a packet in flight: its round trip, and whether a later
+    /// packet was answered before it.
+    First { rtt_ns: u64, reordered: bool },
+    /// Another answer to a packet already answered.
+    Duplicate,
+    /// An answer after the packet was counted lost (or to one never sent).
+    Late,
+}
+
 /// Per-run bookkeeping, allocated once before the first packet.
 pub(crate) struct Tracker {
     pub(crate) slots: Vec<Slot>,
@@ -179,6 +190,27 @@ impl Tracker {
     pub(crate) fn slot_index(seq: u64) -> usize {
         // count <= MAX_COUNT, so every seq fits usize.
         usize::try_from(seq).unwrap_or(usize::MAX)
+    }
+
+    /// Accounts for an answer to `seq`, sent at `tx_ns` (our own timestamp, returned
+    /// untouched), arriving at `now`.
+    pub(crate) fn answer(&mut self, seq: u64, tx_ns: u64, now: u64) -> Answer {
+        let index = Tracker::slot_index(seq);
+        match self.slots[index] {
+            Slot::InFlight => {
+                self.slots[index] = Slot::Answered;
+                self.in_flight -= 1;
+                let reordered = self.highest_answered.is_some_and(|highest| seq < highest);
+                self.highest_answered = Some(self.highest_answered.map_or(seq, |h| h.max(seq)));
+                Answer::First {
+                    rtt_ns: now.saturating_sub(tx_ns).clamp(1, HISTOGRAM_MAX_NS),
+                    reordered,
+                }
+            }
+            Slot::Answered => Answer::Duplicate,
+            // A reply after its timeout stays counted as lost.
+            Slot::Lost | Slot::Unsent => Answer::Late,
+        }
     }
 
     /// Marks expired packets lost; returns how many.
@@ -319,31 +351,20 @@ pub fn pingpong(
             let Some(header) = header.filter(|h| h.seq < first_pending) else {
                 continue;
             };
-            let index = Tracker::slot_index(header.seq);
-            match tracker.slots[index] {
-                Slot::InFlight => {
-                    tracker.slots[index] = Slot::Answered;
-                    tracker.in_flight -= 1;
+            match tracker.answer(header.seq, header.tx_ns, now) {
+                Answer::First {
+                    rtt_ns,
+                    reordered: late,
+                } => {
                     received += 1;
-                    // The reflector returns our timestamp untouched.
-                    let sample = now.saturating_sub(header.tx_ns).clamp(1, HISTOGRAM_MAX_NS);
-                    rtt.saturating_record(sample);
-                    live.last_rtt_ns.store(sample, Ordering::Relaxed);
-                    if tracker
-                        .highest_answered
-                        .is_some_and(|highest| header.seq < highest)
-                    {
+                    rtt.saturating_record(rtt_ns);
+                    live.last_rtt_ns.store(rtt_ns, Ordering::Relaxed);
+                    if late {
                         reordered += 1;
                     }
-                    tracker.highest_answered = Some(
-                        tracker
-                            .highest_answered
-                            .map_or(header.seq, |h| h.max(header.seq)),
-                    );
                 }
-                Slot::Answered => duplicates += 1,
-                // A reply after its timeout stays counted as lost.
-                Slot::Lost | Slot::Unsent => {}
+                Answer::Duplicate => duplicates += 1,
+                Answer::Late => {}
             }
         }
         if !arp_tx.is_empty() {
