@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::pingpong::{Answer, Slot, Tracker, HISTOGRAM_MAX_NS};
+use super::pingpong::{AnswerCounts, Slot, Tracker, HISTOGRAM_MAX_NS};
 use super::{
     InvalidParam, PingPongLive, PingPongParams, PingPongReport, ReflectCounters, ReflectLive,
     StopSignal, WorkloadError,
@@ -117,7 +117,8 @@ pub fn pingpong(
         .map_err(|err| InvalidParam::new("histogram", err.to_string()))?;
     let timeout_ns = u64::try_from(p.timeout.as_nanos()).unwrap_or(u64::MAX);
     let window = u64::from(p.window);
-    let (mut received, mut lost, mut duplicates, mut reordered) = (0u64, 0u64, 0u64, 0u64);
+    let mut lost = 0u64;
+    let mut counts = AnswerCounts::default();
     let mut next_seq = 0u64;
     let started = Instant::now();
     let _ = live.started.set(started);
@@ -191,21 +192,11 @@ pub fn pingpong(
                     .ok()
                     .filter(|h| h.seq < next_seq)
                 {
-                    match tracker.answer(header.seq, header.tx_ns, now) {
-                        Answer::First {
-                            rtt_ns,
-                            reordered: late,
-                        } => {
-                            received += 1;
-                            rtt.saturating_record(rtt_ns);
-                            live.last_rtt_ns.store(rtt_ns, Ordering::Relaxed);
-                            if late {
-                                reordered += 1;
-                            }
-                        }
-                        Answer::Duplicate => duplicates += 1,
-                        Answer::Late => {}
-                    }
+                    counts.count(
+                        tracker.answer(header.seq, header.tx_ns, now),
+                        &mut rtt,
+                        live,
+                    );
                 }
             }
             Err(error)
@@ -215,31 +206,20 @@ pub fn pingpong(
             Err(error) => return Err(socket_error(format!("receive from {peer}"))(error)),
         }
         lost += tracker.expire(mono_ns(), timeout_ns, next_seq);
-        live.received.store(received, Ordering::Relaxed);
+        live.received.store(counts.received, Ordering::Relaxed);
         live.lost.store(lost, Ordering::Relaxed);
     }
     lost += tracker.in_flight;
     live.lost.store(lost, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    tracing::info!(
-        sent = next_seq,
-        received,
+    Ok(counts.report(
+        "kernel ping-pong",
+        next_seq,
         lost,
-        duplicates,
-        reordered,
-        "kernel ping-pong done"
-    );
-    Ok(PingPongReport {
-        sent: next_seq,
-        received,
-        lost,
-        duplicates,
-        reordered,
-        elapsed,
+        started,
         rtt,
-        peer_mac: [0; 6],
-        frame_size: p.frame_size,
-    })
+        [0; 6],
+        p.frame_size,
+    ))
 }
 
 /// One unmeasured exchange (resending every 200 ms) so the kernel has the peer's

@@ -164,6 +164,70 @@ pub(crate) enum Answer {
     Late,
 }
 
+/// A run's answers, counted.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerCounts {
+    /// First answers.
+    pub(crate) received: u64,
+    /// Answers to packets already answered.
+    pub(crate) duplicates: u64,
+    /// First answers that came after a later packet's.
+    pub(crate) reordered: u64,
+}
+
+impl AnswerCounts {
+    /// The run's report, logged. (Every argument is one field of the report; a struct
+    /// to carry them would be the report itself.)
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn report(
+        self,
+        what: &str,
+        sent: u64,
+        lost: u64,
+        started: Instant,
+        rtt: Histogram<u64>,
+        peer_mac: [u8; 6],
+        frame_size: u16,
+    ) -> PingPongReport {
+        let elapsed = started.elapsed();
+        tracing::info!(
+            sent,
+            received = self.received,
+            lost,
+            duplicates = self.duplicates,
+            reordered = self.reordered,
+            "{what} done"
+        );
+        PingPongReport {
+            sent,
+            received: self.received,
+            lost,
+            duplicates: self.duplicates,
+            reordered: self.reordered,
+            elapsed,
+            rtt,
+            peer_mac,
+            frame_size,
+        }
+    }
+
+    /// Counts `answer`; a first answer's round trip goes into `rtt` and `live`.
+    pub(crate) fn count(&mut self, answer: Answer, rtt: &mut Histogram<u64>, live: &PingPongLive) {
+        match answer {
+            Answer::First { rtt_ns, reordered } => {
+                self.received += 1;
+                rtt.saturating_record(rtt_ns);
+                live.last_rtt_ns.store(rtt_ns, Ordering::Relaxed);
+                if reordered {
+                    self.reordered += 1;
+                }
+            }
+            Answer::Duplicate => self.duplicates += 1,
+            Answer::Late => {}
+        }
+    }
+}
+
 /// Per-run bookkeeping, allocated once before the first packet.
 pub(crate) struct Tracker {
     pub(crate) slots: Vec<Slot>,
@@ -263,7 +327,8 @@ pub fn pingpong(
         .map_err(|err| InvalidParam::new("histogram", err.to_string()))?;
     let timeout_ns = u64::try_from(p.timeout.as_nanos()).unwrap_or(u64::MAX);
     let window = u64::from(p.window);
-    let (mut received, mut lost, mut duplicates, mut reordered) = (0u64, 0u64, 0u64, 0u64);
+    let mut lost = 0u64;
+    let mut counts = AnswerCounts::default();
     // Packets [first_pending..next_seq) are built and waiting in `pending` for tx room.
     let (mut next_seq, mut first_pending) = (0u64, 0u64);
     let mut pending = MbufBatch::new();
@@ -351,21 +416,11 @@ pub fn pingpong(
             let Some(header) = header.filter(|h| h.seq < first_pending) else {
                 continue;
             };
-            match tracker.answer(header.seq, header.tx_ns, now) {
-                Answer::First {
-                    rtt_ns,
-                    reordered: late,
-                } => {
-                    received += 1;
-                    rtt.saturating_record(rtt_ns);
-                    live.last_rtt_ns.store(rtt_ns, Ordering::Relaxed);
-                    if late {
-                        reordered += 1;
-                    }
-                }
-                Answer::Duplicate => duplicates += 1,
-                Answer::Late => {}
-            }
+            counts.count(
+                tracker.answer(header.seq, header.tx_ns, now),
+                &mut rtt,
+                live,
+            );
         }
         if !arp_tx.is_empty() {
             flush(
@@ -375,7 +430,7 @@ pub fn pingpong(
             );
         }
         lost += tracker.expire(now_ns(), timeout_ns, first_pending);
-        live.received.store(received, Ordering::Relaxed);
+        live.received.store(counts.received, Ordering::Relaxed);
         live.lost.store(lost, Ordering::Relaxed);
         if first_pending == p.count && tracker.in_flight == 0 {
             break;
@@ -384,24 +439,13 @@ pub fn pingpong(
     // Stopped early: what is still in flight never got its answer.
     lost += tracker.in_flight;
     live.lost.store(lost, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    tracing::info!(
-        sent = first_pending,
-        received,
+    Ok(counts.report(
+        "ping-pong",
+        first_pending,
         lost,
-        duplicates,
-        reordered,
-        "ping-pong done"
-    );
-    Ok(PingPongReport {
-        sent: first_pending,
-        received,
-        lost,
-        duplicates,
-        reordered,
-        elapsed,
+        started,
         rtt,
         peer_mac,
-        frame_size: p.frame_size,
-    })
+        p.frame_size,
+    ))
 }

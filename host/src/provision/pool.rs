@@ -356,6 +356,31 @@ pub struct Destination<'a> {
     pub qemu: QemuAccount,
 }
 
+/// A new raw volume `name` of `len` bytes and a libvirt stream uploading into it.
+fn start_upload(
+    conn: &Connect,
+    pool: &StoragePool,
+    name: &str,
+    len: u64,
+    qemu: QemuAccount,
+) -> Result<(StorageVol, Stream), ProvisionError> {
+    let vol = create_raw(pool, name, len, qemu)?;
+    let stream = Stream::new(conn, 0).map_err(lv("open a stream"))?;
+    vol.upload(&stream, 0, len, 0)
+        .map_err(lv(format!("start upload into {name}")))?;
+    Ok((vol, stream))
+}
+
+/// Ends an upload; the volume's path.
+fn finish_upload(stream: Stream, vol: &StorageVol, name: &str) -> Result<PathBuf, ProvisionError> {
+    stream
+        .finish()
+        .map_err(lv(format!("finish upload into {name}")))?;
+    vol.get_path()
+        .map(PathBuf::from)
+        .map_err(lv(format!("path of {name}")))
+}
+
 /// Stores `bytes` as raw volume `name`; returns its path.
 pub fn upload_bytes(
     conn: &Connect,
@@ -381,19 +406,11 @@ pub fn upload_bytes(
         )?;
         return Ok(path);
     }
-    let vol = create_raw(pool, name, len, qemu)?;
-    let stream = Stream::new(conn, 0).map_err(lv("open a stream"))?;
-    vol.upload(&stream, 0, len, 0)
-        .map_err(lv(format!("start upload into {name}")))?;
+    let (vol, stream) = start_upload(conn, pool, name, len, qemu)?;
     for chunk in bytes.chunks(1 << 20) {
         send_all(&stream, chunk, name)?;
     }
-    stream
-        .finish()
-        .map_err(lv(format!("finish upload into {name}")))?;
-    vol.get_path()
-        .map(PathBuf::from)
-        .map_err(lv(format!("path of {name}")))
+    finish_upload(stream, &vol, name)
 }
 
 /// Stores file `src` as volume `name`, checking its sha256 on the way; returns the path.
@@ -429,10 +446,7 @@ pub fn upload_file(
         }
         return Ok(path);
     }
-    let vol = create_raw(pool, name, len, qemu)?;
-    let stream = Stream::new(conn, 0).map_err(lv("open a stream"))?;
-    vol.upload(&stream, 0, len, 0)
-        .map_err(lv(format!("start upload into {name}")))?;
+    let (vol, stream) = start_upload(conn, pool, name, len, qemu)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
     let mut done = 0u64;
@@ -452,12 +466,7 @@ pub fn upload_file(
         let _ = delete_volume(pool, name);
         return Err(mismatch(actual));
     }
-    stream
-        .finish()
-        .map_err(lv(format!("finish upload into {name}")))?;
-    vol.get_path()
-        .map(PathBuf::from)
-        .map_err(lv(format!("path of {name}")))
+    finish_upload(stream, &vol, name)
 }
 
 /// Creates qcow2 overlay `name` on `backing`; returns its path.
