@@ -69,13 +69,7 @@ async fn a_selftest_without_a_device_runs_through_the_serving_agent() {
     let agent = Agent::start(AgentOptions::default());
     let mut client = agent.serving().await;
     let socket = agent.run_dir().join("agent.sock");
-    let output = Command::new(env!("CARGO_BIN_EXE_dpdk-agent"))
-        .args(["--selftest", "--json", "--control-socket"])
-        .arg(&socket)
-        .args(["--config", "/nonexistent/agent.toml"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = grpc_common::selftest_through_socket(&socket, &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

@@ -6,46 +6,13 @@ mod grpc_common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_proto::v1;
-use grpc_common::{Agent, AgentOptions};
+use grpc_common::{memif, memif_agent, wait_for_socket};
 
 const SERVER_IP: &str = "10.8.0.2";
 const CLIENT_IP: &str = "10.8.0.1";
-
-fn memif(socket: &Path, role: &str) -> String {
-    format!(
-        "net_memif0,role={role},socket={},socket-abstract=no",
-        socket.display()
-    )
-}
-
-/// The memif client does not retry: start it once the server's socket exists.
-fn wait_for_socket(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no memif socket {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn memif_agent(socket: &Path, role: &str, ip: &str) -> Agent {
-    Agent::start(AgentOptions {
-        loopback: false,
-        extra: vec![
-            "--vdev".into(),
-            memif(socket, role),
-            "--data-ip".into(),
-            format!("{ip}/24"),
-        ],
-        ..AgentOptions::default()
-    })
-}
 
 /// The same workload, run directly by `dpdk-agent <workload> ... --json`.
 fn direct(args: &[&str], socket: &Path, role: &str, ip: &str) -> Output {
@@ -92,21 +59,9 @@ async fn pingpong_and_bench_between_two_agents() {
     let mut initiator = client.serving().await;
 
     // Ping-pong through the peer's reflector.
-    reflector.reflect().await.unwrap();
-    let result = initiator
-        .pingpong(
-            v1::PingPongRequest {
-                peer_ip: SERVER_IP.into(),
-                count: 2000,
-                window: 8,
-                timeout_ns: 2_000_000_000,
-                ..Default::default()
-            },
-            |_| {},
-        )
-        .await
-        .unwrap();
-    let counters = reflector.stop_reflect().await.unwrap();
+    let (result, counters) =
+        grpc_common::pingpong_through_reflector(&mut initiator, &mut reflector, SERVER_IP, 2000)
+            .await;
     assert_eq!(result.sent, 2000, "{result:?}");
     assert_eq!(result.received, 2000, "{result:?}");
     assert_eq!(result.lost, 0);

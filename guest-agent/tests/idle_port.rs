@@ -5,45 +5,15 @@
 
 mod grpc_common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use agent_proto::client::{AgentClient, Health};
 use agent_proto::v1;
-use grpc_common::{Agent, AgentOptions};
+use grpc_common::{memif_agent, wait_for_socket, Agent};
 
 const A_IP: &str = "10.11.0.1";
 const B_IP: &str = "10.11.0.2";
-
-fn memif_agent(socket: &Path, role: &str, ip: &str) -> Agent {
-    Agent::start(AgentOptions {
-        loopback: false,
-        extra: vec![
-            "--vdev".into(),
-            format!(
-                "net_memif0,role={role},socket={},socket-abstract=no",
-                socket.display()
-            ),
-            "--data-ip".into(),
-            format!("{ip}/24"),
-        ],
-        ..AgentOptions::default()
-    })
-}
-
-/// The memif client does not retry: start it once the server's socket exists.
-fn wait_for_socket(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no memif socket {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The process's CPU time (user + system), from /proc/<pid>/stat.
 fn cpu_time(pid: u32) -> Duration {
@@ -77,13 +47,8 @@ async fn selftest_round_trip_through_an_idle_peer_then_pingpong_through_its_refl
     let (mut a_client, mut b_client) = (a.serving().await, b.serving().await);
 
     // Nothing started on B: its idle port answers ARP and the test frames.
-    let output = Command::new(env!("CARGO_BIN_EXE_dpdk-agent"))
-        .args(["--selftest", "--json", "--peer", B_IP, "--control-socket"])
-        .arg(a.run_dir().join("agent.sock"))
-        .args(["--config", "/nonexistent/agent.toml"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output =
+        grpc_common::selftest_through_socket(&a.run_dir().join("agent.sock"), &["--peer", B_IP]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -110,21 +75,8 @@ async fn selftest_round_trip_through_an_idle_peer_then_pingpong_through_its_refl
 
     // Then the lab as the host drives it: B's reflector started over gRPC, a
     // ping-pong from A that loses nothing.
-    b_client.reflect().await.unwrap();
-    let result = a_client
-        .pingpong(
-            v1::PingPongRequest {
-                peer_ip: B_IP.into(),
-                count: 2000,
-                window: 8,
-                timeout_ns: 2_000_000_000,
-                ..Default::default()
-            },
-            |_| {},
-        )
-        .await
-        .unwrap();
-    let counters = b_client.stop_reflect().await.unwrap();
+    let (result, counters) =
+        grpc_common::pingpong_through_reflector(&mut a_client, &mut b_client, B_IP, 2000).await;
     assert_eq!((result.sent, result.received, result.lost), (2000, 2000, 0));
     assert_eq!(counters.reflected, 2000, "{counters:?}");
 

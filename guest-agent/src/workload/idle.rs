@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{arp_reply_in_place, flush, ArpOutcome};
+use super::{answer_arp, flush};
 use crate::datapath::DataPort;
 use crate::mbuf::MbufBatch;
 use crate::packet::{self, Frame};
@@ -65,16 +65,8 @@ pub fn answer_one_burst(port: &mut DataPort) -> IdleCounters {
     let (mut arp_tx, mut echo_tx, mut udp_tx) =
         (MbufBatch::new(), MbufBatch::new(), MbufBatch::new());
     for mbuf in rx.drain() {
-        let mut mbuf = match arp_reply_in_place(mbuf, mac, ip) {
-            ArpOutcome::NotArp(mbuf) => mbuf,
-            ArpOutcome::Reply(reply, _) => {
-                let _ = arp_tx.push(reply);
-                continue;
-            }
-            ArpOutcome::Consumed(_) => {
-                counters.ignored += 1;
-                continue;
-            }
+        let Some(mut mbuf) = answer_arp(mbuf, mac, ip, &mut arp_tx, &mut counters.ignored) else {
+            continue;
         };
         if let Ok(true) = packet::icmp_echo_reply_in_place(mbuf.data_mut(), ip) {
             let _ = echo_tx.push(mbuf);

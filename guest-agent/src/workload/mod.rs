@@ -213,6 +213,29 @@ pub(crate) fn arp_reply_in_place(mut mbuf: Mbuf, mac: MacAddr, ip: Ipv4Addr) -> 
     }
 }
 
+/// A responder's first step on each received frame: an ARP request for us becomes a
+/// reply queued on `arp_tx`, any other ARP is counted in `ignored`; everything else
+/// comes back to be looked at.
+pub(crate) fn answer_arp(
+    mbuf: Mbuf,
+    mac: MacAddr,
+    ip: Ipv4Addr,
+    arp_tx: &mut MbufBatch,
+    ignored: &mut u64,
+) -> Option<Mbuf> {
+    match arp_reply_in_place(mbuf, mac, ip) {
+        ArpOutcome::NotArp(mbuf) => Some(mbuf),
+        ArpOutcome::Reply(reply, _) => {
+            let _ = arp_tx.push(reply);
+            None
+        }
+        ArpOutcome::Consumed(_) => {
+            *ignored += 1;
+            None
+        }
+    }
+}
+
 /// What [`arp_reply_in_place`] made of a frame.
 pub(crate) enum ArpOutcome {
     /// Not ARP: the mbuf, untouched.

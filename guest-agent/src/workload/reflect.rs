@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{arp_reply_in_place, flush, ArpOutcome, IdleBackoff, StopSignal, WorkloadError};
+use super::{answer_arp, flush, IdleBackoff, StopSignal, WorkloadError};
 use crate::datapath::DataPort;
 use crate::mbuf::MbufBatch;
 use crate::packet::{self, Frame};
@@ -87,16 +87,9 @@ pub fn reflect(
         }
         counters.received += received as u64;
         for mbuf in rx.drain() {
-            let mut mbuf = match arp_reply_in_place(mbuf, mac, ip) {
-                ArpOutcome::NotArp(mbuf) => mbuf,
-                ArpOutcome::Reply(reply, _) => {
-                    let _ = arp_tx.push(reply);
-                    continue;
-                }
-                ArpOutcome::Consumed(_) => {
-                    counters.ignored += 1;
-                    continue;
-                }
+            let Some(mut mbuf) = answer_arp(mbuf, mac, ip, &mut arp_tx, &mut counters.ignored)
+            else {
+                continue;
             };
             let for_us = matches!(
                 packet::parse(mbuf.data()),

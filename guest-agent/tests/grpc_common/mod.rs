@@ -320,3 +320,86 @@ pub fn assert_status<T: std::fmt::Debug>(
         other => panic!("expected an RPC status {code:?}, got {other:?}"),
     }
 }
+
+/// `dpdk-agent --selftest --json` through the serving agent's control socket (no
+/// config file: only the socket and `extra` say what to test).
+#[allow(dead_code)] // not every test binary that includes this module calls it
+pub fn selftest_through_socket(socket: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dpdk-agent"))
+        .args(["--selftest", "--json"])
+        .args(extra)
+        .arg("--control-socket")
+        .arg(socket)
+        .args(["--config", "/nonexistent/agent.toml"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A ping-pong of `count` packets from `initiator` to `peer_ip` through `reflector`'s
+/// Reflect, started and stopped around it, as the host drives it.
+#[allow(dead_code)] // not every test binary that includes this module calls it
+pub async fn pingpong_through_reflector(
+    initiator: &mut AgentClient,
+    reflector: &mut AgentClient,
+    peer_ip: &str,
+    count: u64,
+) -> (
+    agent_proto::v1::PingPongResult,
+    agent_proto::v1::ReflectCounters,
+) {
+    reflector.reflect().await.unwrap();
+    let result = initiator
+        .pingpong(
+            agent_proto::v1::PingPongRequest {
+                peer_ip: peer_ip.into(),
+                count,
+                window: 8,
+                timeout_ns: 2_000_000_000,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let counters = reflector.stop_reflect().await.unwrap();
+    (result, counters)
+}
+
+/// A net_memif vdev on `socket` in `role` (server or client).
+#[allow(dead_code)] // not every test binary that includes this module calls it
+pub fn memif(socket: &Path, role: &str) -> String {
+    format!(
+        "net_memif0,role={role},socket={},socket-abstract=no",
+        socket.display()
+    )
+}
+
+/// An agent serving a memif port in `role` on `socket`, data address `ip`/24.
+#[allow(dead_code)] // not every test binary that includes this module calls it
+pub fn memif_agent(socket: &Path, role: &str, ip: &str) -> Agent {
+    Agent::start(AgentOptions {
+        loopback: false,
+        extra: vec![
+            "--vdev".into(),
+            memif(socket, role),
+            "--data-ip".into(),
+            format!("{ip}/24"),
+        ],
+        ..AgentOptions::default()
+    })
+}
+
+/// The memif client does not retry: start it once the server's socket exists.
+#[allow(dead_code)] // not every test binary that includes this module calls it
+pub fn wait_for_socket(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no memif socket {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

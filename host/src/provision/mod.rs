@@ -124,6 +124,14 @@ fn state_name(state: virt::sys::virDomainState) -> &'static str {
     }
 }
 
+/// Maps a libvirt error to what was being done.
+fn libvirt(what: &'static str) -> impl FnOnce(virt::error::Error) -> ProvisionError {
+    move |source| ProvisionError::Libvirt {
+        what: what.into(),
+        source,
+    }
+}
+
 /// A libvirt connection (closed on drop).
 pub struct Libvirt {
     conn: Connect,
@@ -189,10 +197,7 @@ impl Libvirt {
         let nets = self
             .conn
             .list_all_networks(0)
-            .map_err(|source| ProvisionError::Libvirt {
-                what: "list networks".into(),
-                source,
-            })?;
+            .map_err(libvirt("list networks"))?;
         for net in nets {
             let Ok(name) = net.get_name() else { continue };
             if !names.owns_network(&name) {
@@ -232,10 +237,7 @@ impl Libvirt {
         let doms = self
             .conn
             .list_all_domains(0)
-            .map_err(|source| ProvisionError::Libvirt {
-                what: "list domains".into(),
-                source,
-            })?;
+            .map_err(libvirt("list domains"))?;
         // Files the environment's domains use: in a pool dpdkhost did not make, only
         // these volumes are the environment's.
         let mut used_files: HashSet<PathBuf> = HashSet::new();
