@@ -12,14 +12,12 @@
 //! Processes that do not know this lock (dpdk-testpmd) are not stopped by it;
 //! `serve` lets go of it when it hands its port to one (see handover.rs).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use agent_proto::lockfile::{LockFileError, TryLock};
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 
 /// Where locks and the control socket live unless `$DPDK_AGENT_RUN_DIR` says otherwise.
 pub const DEFAULT_RUN_DIR: &str = "/run/dpdk-agent";
@@ -72,7 +70,7 @@ pub enum LockError {
 #[derive(Debug)]
 pub struct DeviceLock {
     device: String,
-    _file: Flock<File>,
+    _held: agent_proto::lockfile::Held,
 }
 
 impl DeviceLock {
@@ -87,45 +85,25 @@ impl DeviceLock {
                 source,
             })?;
         let path = run_dir.join(lock_file_name(device));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| LockError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => locked,
-            Err((mut file, Errno::EWOULDBLOCK)) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                return Err(LockError::Held {
-                    device: device.to_owned(),
-                    holder: describe_holder(&holder),
-                    path,
-                });
-            }
-            Err((_, source)) => return Err(LockError::Lock { path, source }),
-        };
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
         let record = format!("{} {since} {command}\n", std::process::id());
-        let written = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(record.as_bytes()));
-        if let Err(error) = written {
-            // The lock holds either way; only the holder's description is missing.
-            tracing::warn!(path = %path.display(), %error, "cannot record the lock's holder");
-        }
+        let held = match agent_proto::lockfile::try_lock(&path, &record) {
+            Ok(TryLock::Acquired(held)) => held,
+            Ok(TryLock::Busy(holder)) => {
+                return Err(LockError::Held {
+                    device: device.to_owned(),
+                    holder: describe_holder(holder.as_deref().unwrap_or_default()),
+                    path,
+                })
+            }
+            Err(LockFileError::Open(source)) => return Err(LockError::Open { path, source }),
+            Err(LockFileError::Lock(source)) => return Err(LockError::Lock { path, source }),
+        };
         Ok(DeviceLock {
             device: device.to_owned(),
-            _file: file,
+            _held: held,
         })
     }
 

@@ -8,12 +8,8 @@
 //! opened the old inode would lock a file nobody else sees); its content only says who
 //! holds it now, and is read only while the lock is held by someone.
 
-use std::fs::File;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::state::{self, Paths, StateError};
@@ -67,71 +63,47 @@ fn describe(holder: Option<&Holder>, path: &Path) -> String {
 /// An environment's lock, released on drop (or when the process ends, however).
 #[derive(Debug)]
 pub struct EnvLock {
-    _file: Flock<File>,
+    _held: agent_proto::lockfile::Held,
     path: PathBuf,
 }
 
 impl EnvLock {
     /// Takes environment `env`'s lock for `command`, or fails at once naming the holder.
     pub fn acquire(paths: &Paths, env: &str, command: &str) -> Result<EnvLock, LockError> {
+        use agent_proto::lockfile::{try_lock, LockFileError, TryLock};
         let path = paths.lock_file();
         if let Some(dir) = path.parent() {
             state::ensure_dir(dir)?;
         }
-        let io = |source| LockError::Io {
-            path: path.clone(),
-            source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
-        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => locked,
-            Err((file, Errno::EWOULDBLOCK)) => {
-                return Err(LockError::Busy {
-                    env: env.to_owned(),
-                    holder: read_holder(&file),
-                    path,
-                });
-            }
-            Err((_, errno)) => return Err(io(std::io::Error::from(errno))),
-        };
         let holder = Holder {
             command: command.to_owned(),
             pid: std::process::id(),
             since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
-        let text = serde_json::to_string(&holder).expect("Holder serializes");
-        file.set_len(0).map_err(io)?;
-        file.write_all_at(text.as_bytes(), 0).map_err(io)?;
-        Ok(EnvLock { _file: file, path })
+        let record = format!(
+            "{}\n",
+            serde_json::to_string(&holder).expect("Holder serializes")
+        );
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        match try_lock(&path, &record) {
+            Ok(TryLock::Acquired(held)) => Ok(EnvLock { _held: held, path }),
+            Ok(TryLock::Busy(record)) => Err(LockError::Busy {
+                env: env.to_owned(),
+                holder: record.and_then(|text| serde_json::from_str(&text).ok()),
+                path,
+            }),
+            Err(LockFileError::Open(source)) => Err(io(source)),
+            Err(LockFileError::Lock(errno)) => Err(io(std::io::Error::from(errno))),
+        }
     }
 
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-/// The holder as it wrote itself into the lock file. A holder writes after it has the
-/// lock, so a reader that comes in between finds the file empty or half written: read
-/// again for a moment before giving up on the name.
-fn read_holder(file: &std::fs::File) -> Option<Holder> {
-    use std::os::unix::fs::FileExt;
-    for _ in 0..25 {
-        let mut buf = vec![0u8; 4096];
-        let n = file.read_at(&mut buf, 0).unwrap_or(0);
-        if let Ok(holder) = serde_json::from_slice(&buf[..n]) {
-            return Some(holder);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    None
 }
 
 /// This process's command line as the user typed it: `dpdkhost` and its arguments.

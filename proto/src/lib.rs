@@ -6,6 +6,7 @@
 pub mod client;
 pub mod config;
 pub mod histogram;
+pub mod lockfile;
 pub mod mac;
 
 pub use mac::MacAddr;
