@@ -10,9 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
-use super::pingpong::{AnswerCounts, Slot, Tracker, HISTOGRAM_MAX_NS};
+use super::pingpong::{bookkeeping, AnswerCounts, Slot, Tracker};
 use super::{
     InvalidParam, PingPongLive, PingPongParams, PingPongReport, ReflectCounters, ReflectLive,
     StopSignal, WorkloadError,
@@ -112,10 +110,7 @@ pub fn pingpong(
     let mut buffer = vec![0u8; 2048];
     warm_up(&socket, p, &mut out, &mut buffer, stop)?;
 
-    let mut tracker = Tracker::new(p.count);
-    let mut rtt = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_NS, 3)
-        .map_err(|err| InvalidParam::new("histogram", err.to_string()))?;
-    let timeout_ns = u64::try_from(p.timeout.as_nanos()).unwrap_or(u64::MAX);
+    let (mut tracker, mut rtt, timeout_ns) = bookkeeping(p)?;
     let window = u64::from(p.window);
     let mut lost = 0u64;
     let mut counts = AnswerCounts::default();
@@ -294,16 +289,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pingpong_through_a_kernel_reflector_on_loopback() {
-        let (reflector_ip, initiator_ip) =
-            (Ipv4Addr::new(127, 0, 3, 2), Ipv4Addr::new(127, 0, 3, 3));
+    type ReflectorThread = std::thread::JoinHandle<Result<ReflectCounters, WorkloadError>>;
+
+    /// A kernel reflector on `ip` in a thread of its own, with its stop signal and
+    /// live counters.
+    fn spawn_reflector(ip: Ipv4Addr) -> (StopSignal, Arc<ReflectLive>, ReflectorThread) {
         let stop = StopSignal::new();
         let live = Arc::new(ReflectLive::default());
         let reflector = {
             let (stop, live) = (stop.clone(), live.clone());
-            std::thread::spawn(move || reflect(reflector_ip, &live, &stop))
+            std::thread::spawn(move || reflect(ip, &live, &stop))
         };
+        (stop, live, reflector)
+    }
+
+    #[test]
+    fn pingpong_through_a_kernel_reflector_on_loopback() {
+        let (reflector_ip, initiator_ip) =
+            (Ipv4Addr::new(127, 0, 3, 2), Ipv4Addr::new(127, 0, 3, 3));
+        let (stop, _live, reflector) = spawn_reflector(reflector_ip);
         // The reflector binds in its thread; give it a moment.
         std::thread::sleep(Duration::from_millis(100));
         let report = pingpong(
@@ -346,12 +350,7 @@ mod tests {
     fn a_reflector_that_stops_half_way_leaves_the_rest_lost() {
         let (reflector_ip, initiator_ip) =
             (Ipv4Addr::new(127, 0, 3, 6), Ipv4Addr::new(127, 0, 3, 7));
-        let stop = StopSignal::new();
-        let live = Arc::new(ReflectLive::default());
-        let reflector = {
-            let (stop, live) = (stop.clone(), live.clone());
-            std::thread::spawn(move || reflect(reflector_ip, &live, &stop))
-        };
+        let (stop, live, reflector) = spawn_reflector(reflector_ip);
         std::thread::sleep(Duration::from_millis(100));
         let stopper = {
             let (stop, live) = (stop.clone(), live.clone());

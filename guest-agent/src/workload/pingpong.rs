@@ -164,6 +164,17 @@ pub(crate) enum Answer {
     Late,
 }
 
+/// A run's bookkeeping at its start: the tracker, the round-trip histogram (1 ns to
+/// [`HISTOGRAM_MAX_NS`], 3 significant digits) and the answer timeout in ns.
+pub(crate) fn bookkeeping(
+    p: &PingPongParams,
+) -> Result<(Tracker, Histogram<u64>, u64), InvalidParam> {
+    let rtt = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_NS, 3)
+        .map_err(|err| InvalidParam::new("histogram", err.to_string()))?;
+    let timeout_ns = u64::try_from(p.timeout.as_nanos()).unwrap_or(u64::MAX);
+    Ok((Tracker::new(p.count), rtt, timeout_ns))
+}
+
 /// A run's answers, counted.
 #[derive(Debug, Default)]
 pub(crate) struct AnswerCounts {
@@ -322,10 +333,7 @@ pub fn pingpong(
     let frame_len = usize::from(p.frame_size);
     let template = TestFrameTemplate::new(frame_len, &endpoints)?;
 
-    let mut tracker = Tracker::new(p.count);
-    let mut rtt = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_NS, 3)
-        .map_err(|err| InvalidParam::new("histogram", err.to_string()))?;
-    let timeout_ns = u64::try_from(p.timeout.as_nanos()).unwrap_or(u64::MAX);
+    let (mut tracker, mut rtt, timeout_ns) = bookkeeping(p)?;
     let window = u64::from(p.window);
     let mut lost = 0u64;
     let mut counts = AnswerCounts::default();

@@ -496,6 +496,10 @@ pub fn qemu_log_path(uri: &str, domain: &str) -> PathBuf {
 mod tests {
     use super::*;
 
+    fn domain_names(found: &Found) -> Vec<&str> {
+        found.domains.iter().map(|d| d.name.as_str()).collect()
+    }
+
     #[test]
     fn names_are_prefixed_and_owned_exactly() {
         let n = Names::new("a");
@@ -575,14 +579,7 @@ mod tests {
         .unwrap();
 
         let found = lv.find("t", "dpdkhost").unwrap();
-        assert_eq!(
-            found
-                .domains
-                .iter()
-                .map(|d| d.name.as_str())
-                .collect::<Vec<_>>(),
-            ["dpdkhost-t-vm1", "dpdkhost-t-vm2"]
-        );
+        assert_eq!(domain_names(&found), ["dpdkhost-t-vm1", "dpdkhost-t-vm2"]);
         assert!(found.domain(1).unwrap().active);
         assert_eq!(found.domain(1).unwrap().state, "running");
         assert_eq!(found.domain(2).unwrap().state, "shut off");
@@ -729,14 +726,7 @@ mod tests {
             .unwrap();
         }
         let found = lv.find(env, "mine").unwrap();
-        assert_eq!(
-            found
-                .domains
-                .iter()
-                .map(|d| d.name.as_str())
-                .collect::<Vec<_>>(),
-            ["dpdkhost-la-vm1"]
-        );
+        assert_eq!(domain_names(&found), ["dpdkhost-la-vm1"]);
         assert!(found.networks.is_empty());
         assert_eq!(
             found.volumes,
