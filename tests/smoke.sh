@@ -102,6 +102,24 @@ step "outputs and inventory"
 dpdkhost outputs --json | python3 -c 'import json,sys; o=json.load(sys.stdin); assert o["vm_names"]==["vm1","vm2"], o'
 dpdkhost inventory --list | python3 -c 'import json,sys; i=json.load(sys.stdin); assert i["dpdk_vms"]["hosts"]==["vm1","vm2"], i'
 
+step "ssh-config: plain ssh -F with the generated config, host keys pinned"
+ssh_config=$(dpdkhost ssh-config --write --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["path"])')
+ssh -F "$ssh_config" -o BatchMode=yes "dpdk-$env_name-vm2" 'test "$(hostname)" = vm2'
+grep -q "StrictHostKeyChecking yes" "$ssh_config"
+echo "smoke: ssh -F $ssh_config dpdk-$env_name-vm2 ran with StrictHostKeyChecking yes"
+
+step "ansible: hello_world and test_connectivity through the dynamic inventory"
+abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+DPDKHOST=$abs_bin DPDKHOST_ENV=$env_name examples/ansible/run_tests.sh --local hello_world.yml test_connectivity.yml
+
+step "cmake: a project including cmake/DpdkHost.cmake builds local_vm_plan and local_vm_outputs"
+cmake_build=$(mktemp -d /tmp/dpdkhost-smoke-cmake.XXXXXX)
+cmake -S tests/cmake-project -B "$cmake_build" -DDPDKHOST_BIN="$abs_bin" -DDPDKHOST_ENV="$env_name" >/dev/null
+cmake --build "$cmake_build" --target local_vm_plan >/dev/null
+cmake --build "$cmake_build" --target local_vm_outputs >/dev/null
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["vm_names"]==["vm1","vm2"], o; print("smoke: cmake local_vm_outputs wrote", sys.argv[1])' "$cmake_build/local-deployment-outputs.json"
+rm -rf "$cmake_build"
+
 step "config drift is shown and not applied without -y"
 drift_config=$(mktemp /tmp/dpdkhost-smoke-drift.XXXXXX.toml)
 printf 'memory_mb = 1536\n' > "$drift_config"

@@ -67,6 +67,38 @@ pub enum Command {
     Selftest,
     /// Overlay saved runs (results/*.json) in one SVG chart.
     Report(ReportArgs),
+    /// An OpenSSH config block per VM (pinned host keys), for ssh -F, scp, rsync, editors.
+    SshConfig(SshConfigArgs),
+    /// A shell completion script, generated from these definitions.
+    Completions(CompletionsArgs),
+    /// The man pages: dpdkhost(1) and one per subcommand.
+    Man(ManArgs),
+}
+
+/// `ssh-config`.
+#[derive(Debug, Args)]
+pub struct SshConfigArgs {
+    /// Write it to the environment's state directory and print the `Include` line for
+    /// ~/.ssh/config instead of printing the blocks.
+    #[arg(long)]
+    pub write: bool,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write dpdkhost.1 and dpdkhost-<subcommand>.1 into this directory; without it,
+    /// dpdkhost.1 goes to stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `run ...`.

@@ -24,6 +24,7 @@ pub mod results;
 pub mod seed;
 pub mod shell;
 pub mod ssh;
+pub mod ssh_config;
 pub mod state;
 pub mod survey;
 #[allow(unsafe_code)]

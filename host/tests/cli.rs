@@ -301,3 +301,61 @@ fn down_lists_and_leaves_alone_what_only_looks_like_the_environments() {
         text(&o)
     );
 }
+
+/// A shell's syntax check of a generated completion script.
+fn shell_accepts(shell: &str, script: &[u8]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("dpdkhost.{shell}"));
+    std::fs::write(&path, script).unwrap();
+    Command::new(shell)
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("{shell} (scripts/setup installs it): {e}"))
+}
+
+#[test]
+fn completion_scripts_pass_their_shells_syntax_check() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh"] {
+        let o = dpdkhost(dir.path(), &["completions", shell]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("ssh-config"),
+            "{shell}: every subcommand completes"
+        );
+        let checked = shell_accepts(shell, &o.stdout);
+        assert!(checked.status.success(), "{shell} -n: {}", text(&checked));
+    }
+    let fish = dpdkhost(dir.path(), &["completions", "fish"]);
+    assert!(
+        fish.status.success() && !fish.stdout.is_empty(),
+        "{}",
+        text(&fish)
+    );
+    let bad = dpdkhost(dir.path(), &["completions", "tcsh"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("possible values"), "{}", text(&bad));
+}
+
+#[test]
+fn man_pages_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man");
+    let o = dpdkhost(dir.path(), &["man", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    for page in ["dpdkhost.1", "dpdkhost-up.1", "dpdkhost-ssh-config.1"] {
+        let rendered = Command::new("man")
+            .args(["-l", "-P", "cat"])
+            .arg(out.join(page))
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man (package man-db)");
+        assert!(rendered.status.success(), "{page}: {}", text(&rendered));
+        let shown = String::from_utf8_lossy(&rendered.stdout);
+        assert!(
+            shown.contains("NAME") && shown.contains("SYNOPSIS"),
+            "{page}:\n{shown}"
+        );
+    }
+}

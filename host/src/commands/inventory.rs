@@ -32,6 +32,7 @@ pub fn hostvars(ctx: &Context, state: &State, vm: &VmState) -> Value {
         "data_ip": vm.data_ip,
         "data_mac": vm.data_mac,
         "peer": vm.peer,
+        "peer_ip": vm.peer_ip.map(|ip| ip.to_string()),
         "agent_endpoint": vm.agent.to_string(),
     });
     if let Some(id) = &state.ssh_identity {

@@ -2,6 +2,7 @@
 //! nothing itself: it calls the library modules and prints.
 
 pub mod bench;
+pub mod completions;
 pub mod doctor;
 pub mod down;
 pub mod image;
@@ -14,6 +15,7 @@ pub mod plan;
 pub mod report;
 pub mod selftest;
 pub mod ssh;
+pub mod ssh_config;
 pub mod status;
 pub mod up;
 pub mod workload_common;
@@ -72,5 +74,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             selftest::run(&ctx)
         }
         Command::Report(args) => report::run(args, g.json),
+        Command::SshConfig(args) => ssh_config::run(args, &ctx()?),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }
