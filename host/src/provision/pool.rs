@@ -40,6 +40,11 @@ impl QemuAccount {
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
         };
+        // Without root nothing can be given to another account, and the session
+        // daemon runs QEMU as this user anyway.
+        if !nix::unistd::geteuid().is_root() {
+            return this_process;
+        }
         conn.get_capabilities()
             .ok()
             .and_then(|xml| Self::from_capabilities(&xml))
