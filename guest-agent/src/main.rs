@@ -4,6 +4,7 @@
 
 mod cli;
 mod foreground;
+mod ping;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         (Some(Command::Bench(args)), false) => foreground::bench(args),
         (Some(Command::Reflect(args)), false) => foreground::reflect(args),
         (Some(Command::Pingpong(args)), false) => foreground::pingpong(args),
+        (Some(Command::Ping(args)), false) => ping::ping(args),
         (Some(Command::Serve(args)), false) => dpdk_agent::serve::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
