@@ -69,6 +69,12 @@ pub enum Command {
     /// Reach a peer across the DPDK data link through the serving agent (as root):
     /// ARP, then timestamped echoes that the peer's agent returns, like ping(8).
     Ping(PingArgs),
+    /// Print a shell completion script (e.g. `dpdk-agent completions bash >
+    /// /etc/bash_completion.d/dpdk-agent`).
+    Completions(CompletionsArgs),
+    /// Write the man pages: dpdk-agent.1 to stdout, or with --out every page
+    /// (dpdk-agent.1 and dpdk-agent-<subcommand>.1) into a directory.
+    Man(ManArgs),
 }
 
 /// An IPv4 address with a prefix length, `10.0.1.4/24`.
@@ -231,4 +237,21 @@ pub struct PingArgs {
     /// Print the outcome as JSON (every figure, progress included).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `dpdk-agent completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `dpdk-agent man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write dpdk-agent.1 and one page per subcommand into this directory (created
+    /// when missing) instead of printing dpdk-agent.1.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
