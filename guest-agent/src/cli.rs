@@ -66,6 +66,15 @@ pub enum Command {
     /// Serve the gRPC API: bind the data NIC, start EAL, serve until SIGTERM (what
     /// the VM's systemd unit runs; `--loopback` runs anywhere).
     Serve(dpdk_agent::serve::ServeArgs),
+    /// Reach a peer across the DPDK data link through the serving agent (as root):
+    /// ARP, then timestamped echoes that the peer's agent returns, like ping(8).
+    Ping(PingArgs),
+    /// Print a shell completion script (e.g. `dpdk-agent completions bash >
+    /// /etc/bash_completion.d/dpdk-agent`).
+    Completions(CompletionsArgs),
+    /// Write the man pages: dpdk-agent.1 to stdout, or with --out every page
+    /// (dpdk-agent.1 and dpdk-agent-<subcommand>.1) into a directory.
+    Man(ManArgs),
 }
 
 /// An IPv4 address with a prefix length, `10.0.1.4/24`.
@@ -194,4 +203,55 @@ pub struct PingPongArgs {
     /// Milliseconds to wait for each reply.
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
+}
+
+/// Most echoes one `ping` sends.
+pub const MAX_PING_COUNT: u64 = 1000;
+/// Longest gap between two echoes, in milliseconds.
+pub const MAX_PING_INTERVAL_MS: u64 = 10_000;
+/// Longest wait for one answer, in milliseconds (the agent's limit).
+pub const MAX_PING_TIMEOUT_MS: u64 = 60_000;
+
+/// `dpdk-agent ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// The peer's data address (IPv4), e.g. 10.0.1.6.
+    #[arg(value_name = "PEER_IP")]
+    pub peer: Ipv4Addr,
+    /// Echoes to send, 1..=1000.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_PING_COUNT))]
+    pub count: u64,
+    /// Milliseconds between two echoes, 1..=10000.
+    #[arg(long, value_name = "MS", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_PING_INTERVAL_MS))]
+    pub interval_ms: u64,
+    /// Milliseconds to wait for each answer before counting it lost, 1..=60000.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_PING_TIMEOUT_MS))]
+    pub timeout_ms: u64,
+    /// The serving agent's control socket (default /run/dpdk-agent/agent.sock, or
+    /// agent.sock in $DPDK_AGENT_RUN_DIR).
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<std::path::PathBuf>,
+    /// Print the outcome as JSON (every figure, progress included).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `dpdk-agent completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `dpdk-agent man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write dpdk-agent.1 and one page per subcommand into this directory (created
+    /// when missing) instead of printing dpdk-agent.1.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }

@@ -3,7 +3,9 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod cli_docs;
 mod foreground;
+mod ping;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,9 @@ fn main() -> ExitCode {
         (Some(Command::Bench(args)), false) => foreground::bench(args),
         (Some(Command::Reflect(args)), false) => foreground::reflect(args),
         (Some(Command::Pingpong(args)), false) => foreground::pingpong(args),
+        (Some(Command::Ping(args)), false) => ping::ping(args),
+        (Some(Command::Completions(args)), false) => cli_docs::completions(args),
+        (Some(Command::Man(args)), false) => cli_docs::man(args),
         (Some(Command::Serve(args)), false) => dpdk_agent::serve::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),

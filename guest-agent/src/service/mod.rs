@@ -132,7 +132,7 @@ use agent_proto::error_chain as chain;
 fn workload_status(error: &WorkloadError) -> Status {
     match error {
         WorkloadError::PeerUnreachable { .. } => Status::failed_precondition(format!(
-            "{} (is Reflect running on the peer?)",
+            "{} (is the peer's agent serving, with that data address?)",
             chain(error)
         )),
         _ => Status::internal(chain(error)),
