@@ -210,10 +210,11 @@ PY
 step "one mutating command at a time: down while a bench runs is refused, naming it"
 "$bin" --env "$env_name" bench --pps --duration 6 --results "$results" >/dev/null 2>&1 &
 bench_pid=$!
-# Only once the bench holds the lock: a down that came first would take the lab down.
+# Only once this bench holds the lock (its own pid in the lock file): a down that came
+# first would take the lab down.
 lock_file=$HOME/.local/state/dpdkhost/$env_name.lock
 for _ in $(seq 1 100); do
-  grep -q "\"command\":\"dpdkhost --env $env_name bench" "$lock_file" 2>/dev/null && break
+  grep -q "\"pid\":$bench_pid," "$lock_file" 2>/dev/null && break
   sleep 0.05
 done
 held=

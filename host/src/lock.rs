@@ -92,7 +92,10 @@ impl EnvLock {
             Ok(TryLock::Acquired(held)) => Ok(EnvLock { _held: held, path }),
             Ok(TryLock::Busy(record)) => Err(LockError::Busy {
                 env: env.to_owned(),
-                holder: record.and_then(|text| serde_json::from_str(&text).ok()),
+                // A holder killed outright left its record: a dead pid names nobody.
+                holder: record
+                    .and_then(|text| serde_json::from_str::<Holder>(&text).ok())
+                    .filter(|h| Path::new(&format!("/proc/{}", h.pid)).exists()),
                 path,
             }),
             Err(LockFileError::Open(source)) => Err(io(source)),

@@ -13,9 +13,17 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-/// A held lock file; released on drop.
+/// A held lock file; released on drop, its record emptied first so the next reader
+/// never takes a finished holder for the current one.
 #[derive(Debug)]
-pub struct Held(#[allow(dead_code)] Flock<File>);
+pub struct Held(Flock<File>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Still locked here: nobody reads a half-emptied file.
+        let _ = self.0.set_len(0);
+    }
+}
 
 /// What trying a lock file came to.
 #[derive(Debug)]
