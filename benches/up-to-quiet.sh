@@ -57,7 +57,7 @@ PY
 done
 
 echo "--- vm1's boot (last round), systemd-analyze"
-dpdkhost ssh 1 -- systemd-analyze || true
-dpdkhost ssh 1 -- 'systemd-analyze blame | head -n 12' || true
-dpdkhost ssh 1 -- 'systemd-analyze critical-chain dpdk-agent.service' || true
-dpdkhost ssh 1 -- 'journalctl -b -o short-monotonic -u dpdkhost-seed.service | tail -n 8' || true
+dpdkhost ssh 1 -- sudo systemd-analyze || true
+dpdkhost ssh 1 -- 'sudo systemd-analyze blame | head -n 12' || true
+dpdkhost ssh 1 -- 'sudo systemd-analyze critical-chain dpdk-agent.service' || true
+dpdkhost ssh 1 -- 'sudo journalctl -b -o short-monotonic -u dpdkhost-seed.service | tail -n 8' || true
