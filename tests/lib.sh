@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154  # $uri, $env_name, $pool and $label: set by the sourcing script
 # Shared by the end-to-end scripts that run a lab on the root namespace's libvirtd
 # (tests/smoke.sh, tests/url-image.sh). Sourced; expects $uri, $env_name, $pool and
 # $label (the scripts' output prefix) to be set.

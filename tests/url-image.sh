@@ -27,7 +27,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/url-image.XXXXXX")
 export DPDKHOST_CACHE_DIR=$tmp/images
 dpdkhost() { "$bin" --env "$env_name" --config "$tmp/dpdkhost.toml" "$@"; }
 
-label=url-image
+label="url-image"
 # leftovers, expect_nothing_left
 source tests/lib.sh  # (the working directory is the repository root)
 
@@ -126,7 +126,7 @@ t0=$(date +%s%N)
 dpdkhost up -y --no-kvm
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 printf 'url-image: up to every agent SERVING in %d.%01d s\n' $((ms / 1000)) $((ms % 1000 / 100))
-ls "$DPDKHOST_CACHE_DIR" | grep -q '^url-' || { echo "url-image: image not cached" >&2; exit 1; }
+compgen -G "$DPDKHOST_CACHE_DIR/url-*" >/dev/null || { echo "url-image: image not cached" >&2; exit 1; }
 
 step "status --json: every agent SERVING"
 dpdkhost status --json > "$tmp/status.json"
