@@ -239,19 +239,4 @@ pub struct PingArgs {
     pub json: bool,
 }
 
-/// `dpdk-agent completions`.
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
-/// `dpdk-agent man`.
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// Write dpdk-agent.1 and one page per subcommand into this directory (created
-    /// when missing) instead of printing dpdk-agent.1.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<std::path::PathBuf>,
-}
+pub use agent_proto::cli_docs::{CompletionsArgs, ManArgs};

@@ -84,22 +84,7 @@ pub struct SshConfigArgs {
     pub write: bool,
 }
 
-/// `completions`.
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
-/// `man`.
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// Write dpdkhost.1 and dpdkhost-<subcommand>.1 into this directory; without it,
-    /// dpdkhost.1 goes to stdout.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
+pub use agent_proto::cli_docs::{CompletionsArgs, ManArgs};
 
 /// `run ...`.
 #[derive(Debug, Subcommand)]

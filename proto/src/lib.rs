@@ -2,6 +2,8 @@
 //! generated message and service types, the agent's configuration file format, the
 //! environment's TLS material, and the client the host drives agents with.
 
+#[cfg(feature = "cli-docs")]
+pub mod cli_docs;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;

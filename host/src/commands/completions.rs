@@ -1,8 +1,10 @@
-//! `dpdkhost completions SHELL` and `dpdkhost man [--out DIR]`: generated from the clap
-//! definitions, so they never disagree with the parser.
+//! `dpdkhost completions SHELL` and `dpdkhost man [--out DIR]`, generated from the clap
+//! definitions ([`agent_proto::cli_docs`], shared with dpdk-agent).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
+use agent_proto::cli_docs;
 use anyhow::Context as _;
 use clap::CommandFactory;
 
@@ -10,27 +12,29 @@ use crate::cli::{Cli, CompletionsArgs, ManArgs};
 
 /// Runs `completions`.
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
-    let mut command = Cli::command();
-    clap_complete::generate(args.shell, &mut command, "dpdkhost", &mut std::io::stdout());
+    cli_docs::write_completions(
+        Cli::command(),
+        "dpdkhost",
+        args.shell,
+        &mut std::io::stdout(),
+    )
+    .context("cannot write the completion script")?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `man`.
 pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
-    let command = Cli::command();
     match args.out {
-        None => {
-            clap_mangen::Man::new(command)
-                .render(&mut std::io::stdout())
-                .context("cannot write the man page")?;
-        }
+        None => std::io::stdout()
+            .write_all(&cli_docs::man_page(Cli::command())?)
+            .context("cannot write the man page")?,
         Some(dir) => {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            clap_mangen::generate_to(command, &dir)
+            let source = format!("dpdkhost {}", env!("CARGO_PKG_VERSION"));
+            let pages = cli_docs::write_man_pages(Cli::command(), &source, &dir)
                 .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
             println!(
-                "man pages in {} (man -l {}/dpdkhost.1)",
+                "{} man pages in {} (man -l {}/dpdkhost.1)",
+                pages.len(),
                 dir.display(),
                 dir.display()
             );
