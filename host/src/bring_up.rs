@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sha2::Digest as _;
-
 use agent_proto::client::AgentClient;
 use agent_proto::config::{AgentConfig, BindDriver, TlsPaths};
 use anyhow::{bail, Context as _};
@@ -58,7 +56,7 @@ pub fn find_agent(flag: Option<&Path>, configured: Option<&Path>) -> anyhow::Res
 /// The agent as injected: without debug sections when binutils' `strip` is there (a
 /// release build carries ~40 MB of DWARF that every guest would copy and hash under
 /// TCG), else as built.
-pub fn agent_payload(path: &Path) -> anyhow::Result<Vec<u8>> {
+fn agent_payload(path: &Path) -> anyhow::Result<Vec<u8>> {
     // A unique name in the system's temporary directory: it always exists (the state
     // directory may not yet), and the binary is no secret.
     let stripped = crate::state::temp_path(&std::env::temp_dir().join("dpdk-agent.injected"));
@@ -159,8 +157,10 @@ pub fn bring_up(
         .ensure(&ctx.config.image, &spinner)
         .with_context(|| format!("cannot prepare image {}", ctx.config.image))?;
     spinner.stage("looking at what libvirt holds");
-    let agent_binary = agent_payload(&agent_path)?;
-    let agent_sha256 = hex::encode(sha2::Sha256::digest(&agent_binary));
+    // The binary as built identifies the agent (what the seed carries is it stripped):
+    // `plan` reads the same without stripping anything.
+    let agent_sha256 = crate::image::sha256_file(&agent_path)
+        .with_context(|| format!("cannot read {}", agent_path.display()))?;
     let prepared =
         crate::survey::prepare(ctx, args.no_kvm, Some(&base.sha256), Some(&agent_sha256))?;
     let (lv, plan) = (prepared.libvirt, prepared.plan);
@@ -219,6 +219,7 @@ pub fn bring_up(
     let state = state_of(ctx, &plan, &base, identity, &host_keys);
     state.save(&ctx.paths)?;
 
+    let agent_binary = agent_payload(&agent_path)?;
     tracing::info!(agent = %agent_path.display(), bytes = agent_binary.len(), "agent binary for the seeds");
     let mut make_seed = |vm: &VmPlan| -> Result<Vec<u8>, ProvisionError> {
         let boxed = |e: Box<dyn std::error::Error + Send + Sync>| ProvisionError::Seed {

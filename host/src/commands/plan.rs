@@ -10,15 +10,11 @@ use crate::ui;
 
 /// Runs `plan`.
 pub fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
-    // The agent `up` would inject, as its seeds would carry it: a rebuilt one replaces
-    // the VMs. Without one (not built yet) the plan cannot say.
+    // The agent `up` would inject: a rebuilt one replaces the VMs. Without one (not
+    // built yet) the plan cannot say.
     let agent_sha256 = crate::bring_up::find_agent(None, ctx.config.agent.as_deref())
-        .and_then(|path| crate::bring_up::agent_payload(&path))
-        .map(|bytes| {
-            use sha2::Digest as _;
-            hex::encode(sha2::Sha256::digest(&bytes))
-        })
-        .ok();
+        .ok()
+        .and_then(|path| crate::image::sha256_file(&path).ok());
     let p = prepare(ctx, args.no_kvm, None, agent_sha256.as_deref())?;
     let store = ImageStore::new(ctx.paths.image_cache.clone());
     let image_ready = store.is_ready(&ctx.config.image);
