@@ -18,15 +18,6 @@ fn agent(args: &[&str]) -> Output {
     output
 }
 
-fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-}
-
 /// `shell` with `args` (the script path last), stdout on success.
 fn run_shell(shell: &str, args: &[&str], script: &Path) -> String {
     let output = Command::new(shell)
@@ -34,7 +25,7 @@ fn run_shell(shell: &str, args: &[&str], script: &Path) -> String {
         .arg(script)
         .stdin(Stdio::null())
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{shell} (scripts/setup installs it): {e}"));
     assert!(
         output.status.success(),
         "{shell} {args:?}: {}\n{}",
@@ -93,7 +84,7 @@ complete_line dpdk-agent completions ''
 }
 
 #[test]
-fn zsh_and_fish_completions_parse_where_the_shell_is_installed() {
+fn zsh_and_fish_completions_parse() {
     let dir = tempfile::tempdir().unwrap();
     for (shell, check) in [("zsh", "-n"), ("fish", "--no-execute")] {
         let script = dir.path().join(format!("dpdk-agent.{shell}"));
@@ -103,11 +94,7 @@ fn zsh_and_fish_completions_parse_where_the_shell_is_installed() {
             "{shell}"
         );
         std::fs::write(&script, text).unwrap();
-        if installed(shell) {
-            run_shell(shell, &[check], &script);
-        } else {
-            println!("{shell} is not installed: its completion script was not parsed");
-        }
+        run_shell(shell, &[check], &script);
     }
 }
 
