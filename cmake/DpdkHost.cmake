@@ -8,13 +8,15 @@
 # local_vm_full. local_vm_deploy and local_vm_outputs write
 # ${CMAKE_BINARY_DIR}/local-deployment-outputs.json, as `terraform output -json` did.
 # Cache variables: DPDKHOST_BIN (the dpdkhost binary), DPDKHOST_ENV (the lab),
-# DPDKHOST_CONFIG (a dpdkhost.toml, optional), DPDKHOST_ANSIBLE_DIR (the playbooks).
+# DPDKHOST_CONFIG (a dpdkhost.toml, optional), DPDKHOST_UP_ARGS (more arguments of `up`,
+# a list, e.g. --no-kvm), DPDKHOST_ANSIBLE_DIR (the playbooks).
 
 include_guard(GLOBAL)
 
 find_program(DPDKHOST_BIN dpdkhost DOC "The dpdkhost binary")
 set(DPDKHOST_ENV "default" CACHE STRING "The dpdkhost environment (lab) the targets act on")
 set(DPDKHOST_CONFIG "" CACHE FILEPATH "A dpdkhost.toml (empty: dpdkhost's own lookup)")
+set(DPDKHOST_UP_ARGS "" CACHE STRING "More arguments of `up` for local_vm_deploy and local_vm_full (a list, e.g. --no-kvm)")
 set(DPDKHOST_ANSIBLE_DIR "${CMAKE_CURRENT_LIST_DIR}/../examples/ansible"
     CACHE PATH "The Ansible playbooks and run_tests.sh that local_vm_test runs")
 set(DPDKHOST_OUTPUTS "${CMAKE_BINARY_DIR}/local-deployment-outputs.json")
@@ -39,7 +41,7 @@ add_custom_target(local_vm_init COMMAND ${_dpdkhost} doctor
   USES_TERMINAL COMMENT "dpdkhost: check this machine")
 add_custom_target(local_vm_plan COMMAND ${_dpdkhost} plan
   USES_TERMINAL COMMENT "dpdkhost: what up would do")
-add_custom_target(local_vm_deploy COMMAND ${_dpdkhost} up -y ${_dpdkhost_outputs}
+add_custom_target(local_vm_deploy COMMAND ${_dpdkhost} up -y ${DPDKHOST_UP_ARGS} ${_dpdkhost_outputs}
   USES_TERMINAL COMMENT "dpdkhost: up, outputs into ${DPDKHOST_OUTPUTS}")
 add_custom_target(local_vm_destroy COMMAND ${_dpdkhost} down -y
   USES_TERMINAL COMMENT "dpdkhost: down")
@@ -55,7 +57,7 @@ add_custom_target(local_vm_test
           ${DPDKHOST_ANSIBLE_DIR}/run_tests.sh --local hello_world.yml test_connectivity.yml
   USES_TERMINAL COMMENT "dpdkhost: the Ansible tests against the lab")
 add_custom_target(local_vm_full
-  COMMAND ${_dpdkhost} up -y ${_dpdkhost_outputs}
+  COMMAND ${_dpdkhost} up -y ${DPDKHOST_UP_ARGS} ${_dpdkhost_outputs}
   COMMAND ${CMAKE_COMMAND} -E env DPDKHOST=${DPDKHOST_BIN} DPDKHOST_ENV=${DPDKHOST_ENV}
           ${DPDKHOST_ANSIBLE_DIR}/run_tests.sh --local hello_world.yml test_connectivity.yml
   USES_TERMINAL COMMENT "dpdkhost: deploy, then the Ansible tests")

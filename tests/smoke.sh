@@ -108,16 +108,31 @@ ssh -F "$ssh_config" -o BatchMode=yes "dpdk-$env_name-vm2" 'test "$(hostname)" =
 grep -q "StrictHostKeyChecking yes" "$ssh_config"
 echo "smoke: ssh -F $ssh_config dpdk-$env_name-vm2 ran with StrictHostKeyChecking yes"
 
-step "ansible: hello_world and test_connectivity through the dynamic inventory"
+step "cmake: the old lab's targets from a project including cmake/DpdkHost.cmake"
+# local_vm_test and local_vm_full run the Ansible playbooks (hello_world,
+# test_connectivity) through the dynamic inventory; local_vm_deploy's up finds the lab
+# as it is and changes nothing.
 abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-DPDKHOST=$abs_bin DPDKHOST_ENV=$env_name examples/ansible/run_tests.sh --local hello_world.yml test_connectivity.yml
-
-step "cmake: a project including cmake/DpdkHost.cmake builds local_vm_plan and local_vm_outputs"
 cmake_build=$(mktemp -d /tmp/dpdkhost-smoke-cmake.XXXXXX)
-cmake -S tests/cmake-project -B "$cmake_build" -DDPDKHOST_BIN="$abs_bin" -DDPDKHOST_ENV="$env_name" >/dev/null
-cmake --build "$cmake_build" --target local_vm_plan >/dev/null
-cmake --build "$cmake_build" --target local_vm_outputs >/dev/null
-python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["vm_names"]==["vm1","vm2"], o; print("smoke: cmake local_vm_outputs wrote", sys.argv[1])' "$cmake_build/local-deployment-outputs.json"
+cmake -S tests/cmake-project -B "$cmake_build" -DDPDKHOST_BIN="$abs_bin" -DDPDKHOST_ENV="$env_name" \
+  -DDPDKHOST_UP_ARGS=--no-kvm >/dev/null
+for target in local_vm_init local_vm_plan local_vm_deploy local_vm_outputs local_vm_test local_vm_full; do
+  target_start=$(date +%s)
+  if ! target_out=$(cmake --build "$cmake_build" --target "$target" 2>&1); then
+    echo "$target_out" >&2
+    echo "smoke: cmake target $target failed" >&2; exit 1
+  fi
+  case $target in
+    local_vm_deploy | local_vm_full)
+      grep -q "no changes" <<<"$target_out" || { echo "$target_out" >&2; echo "smoke: $target changed the lab" >&2; exit 1; } ;;
+    local_vm_test)
+      grep -q "test_connectivity" <<<"$target_out" || { echo "$target_out" >&2; exit 1; } ;;
+  esac
+  echo "smoke: cmake --build --target $target passed in $(( $(date +%s) - target_start )) s"
+done
+cmake --build "$cmake_build" --target local_vm_ssh2 </dev/null >/dev/null 2>&1 ||
+  { echo "smoke: cmake target local_vm_ssh2 failed" >&2; exit 1; }
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["vm_names"]==["vm1","vm2"], o; print("smoke: cmake local_vm_deploy/outputs wrote", sys.argv[1])' "$cmake_build/local-deployment-outputs.json"
 rm -rf "$cmake_build"
 
 step "config drift is shown and not applied without -y"
