@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A user without root runs the lab with no configuration at all: the defaults are then
 # the session libvirt daemon (QEMU runs as that user) and a pool in the user's data
-# directory. up -> run pingpong -> down as a throwaway user this script creates, with
-# the image root built copied into that user's cache. Tears down on every exit path:
-# the lab, the session daemon it spawned (by PID), the user and its home.
+# directory, and the image is built in mmdebstrap's unshare mode. image build -> up ->
+# run pingpong -> down as a throwaway user this script creates. Tears down on every
+# exit path: the lab, the session daemon it spawned (by PID), the user and its home.
 #
-# Root; release builds of dpdkhost and dpdk-agent; the built-in image in root's cache.
+# Root; release builds of dpdkhost and dpdk-agent; uidmap (scripts/setup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +44,7 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-step "a throwaway user with the binaries and the cached image"
+step "a throwaway user with the binaries and subordinate ids"
 if id "$user" >/dev/null 2>&1; then
   echo "rootless: user $user exists already; remove it first (userdel -r $user)" >&2
   home=
@@ -52,11 +52,23 @@ if id "$user" >/dev/null 2>&1; then
 fi
 home=$(mktemp -d /var/tmp/dpdkhost-rootless.XXXXXX)
 useradd --home-dir "$home" --no-create-home --shell /bin/bash "$user"
+# useradd gives a new user subordinate ids where /etc/subuid exists; else, a range here.
+for file in /etc/subuid /etc/subgid; do
+  if ! grep -q "^$user:" "$file" 2>/dev/null; then
+    usermod --add-subuids 1000000-1065535 --add-subgids 1000000-1065535 "$user"
+    break
+  fi
+done
 chmod 0711 "$home"
-mkdir -p "$home/bin" "$home/.cache/dpdkhost"
+mkdir -p "$home/bin"
 cp target/release/dpdkhost target/release/dpdk-agent "$home/bin/"
-cp -r "${DPDKHOST_CACHE_DIR:-$HOME/.cache/dpdkhost/images}" "$home/.cache/dpdkhost/images"
 chown -R "$user:" "$home"
+
+step "image build without root: mmdebstrap's unshare mode"
+build_start=$(date +%s)
+as_user image build 2>&1 | tee "$home/image-build.txt" | tail -n 3
+grep -q "mmdebstrap (unshare mode)" "$home/image-build.txt"
+echo "rootless: image built as $user in $(( $(date +%s) - build_start )) s"
 
 step "doctor names the session daemon as the default without root"
 as_user doctor 2>&1 | tee "$home/doctor.txt" | grep -i "libvirt" || true

@@ -13,6 +13,8 @@ pub const INSTALL_AGENT: &str = include_str!("../../cloud-init/install-agent.sh"
 pub const RUN_FROM_SEED: &str = include_str!("../../cloud-init/run-from-seed.sh");
 /// mmdebstrap's customize hook for the built-in image.
 pub const CUSTOMIZE_IMAGE: &str = include_str!("../../cloud-init/customize-image.sh");
+/// The built-in image's root filesystem from mmdebstrap's tarball (run on the host).
+pub const IMAGE_FILESYSTEM: &str = include_str!("../../cloud-init/image-filesystem.sh");
 /// The testpmd baseline's runner in the guest.
 pub const TESTPMD_RUN: &str = include_str!("../../cloud-init/testpmd-run.sh");
 /// What `up` shows of a VM whose agent did not come up.
@@ -32,6 +34,7 @@ mod tests {
             ("install-agent.sh", INSTALL_AGENT, "sh"),
             ("run-from-seed.sh", RUN_FROM_SEED, "sh"),
             ("customize-image.sh", CUSTOMIZE_IMAGE, "sh"),
+            ("image-filesystem.sh", IMAGE_FILESYSTEM, "sh"),
             ("guest-load.sh", GUEST_LOAD, "sh"),
             ("boot-report.sh", BOOT_REPORT, "sh"),
             ("testpmd-run.sh", TESTPMD_RUN, "bash"),

@@ -37,13 +37,34 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
 pub const DEBIAN_CMDLINE: &str =
     "root=/dev/vda rw console=ttyS0,115200n8 quiet systemd.show_status=0";
 
+/// What the built-in image is made from: its packages, kernel command line, customize
+/// hook and the files the hook installs. A cached built-in image recorded with another
+/// recipe is stale (built by an older dpdkhost) and is built again before use.
+pub fn builtin_recipe() -> String {
+    use crate::assets::{CUSTOMIZE_IMAGE, IMAGE_FILESYSTEM, RUN_FROM_SEED, SEED_UNIT};
+    let mut hasher = Sha256::new();
+    for part in DEBIAN_PACKAGES.iter().chain(&[
+        DEBIAN_CMDLINE,
+        CUSTOMIZE_IMAGE,
+        IMAGE_FILESYSTEM,
+        RUN_FROM_SEED,
+        SEED_UNIT,
+    ]) {
+        // Length-prefixed, so that no two different lists hash alike.
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
+
 /// Writes mmdebstrap's customize hook and the files it installs into `dir`; returns
 /// the hook's path.
 fn write_customize_hook(dir: &Path) -> Result<PathBuf, ImageError> {
-    use crate::assets::{CUSTOMIZE_IMAGE, RUN_FROM_SEED, SEED_UNIT};
+    use crate::assets::{CUSTOMIZE_IMAGE, IMAGE_FILESYSTEM, RUN_FROM_SEED, SEED_UNIT};
     use std::os::unix::fs::PermissionsExt;
     for (name, text, mode) in [
         ("customize.sh", CUSTOMIZE_IMAGE, 0o755),
+        ("image-filesystem.sh", IMAGE_FILESYSTEM, 0o755),
         ("run-from-seed.sh", RUN_FROM_SEED, 0o755),
         ("dpdkhost-seed.service", SEED_UNIT, 0o644),
     ] {
@@ -53,6 +74,95 @@ fn write_customize_hook(dir: &Path) -> Result<PathBuf, ImageError> {
             .map_err(io("chmod", &path))?;
     }
     Ok(dir.join("customize.sh"))
+}
+
+/// Who builds the built-in image, and so how its root tree is owned while it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builder {
+    /// As root: mmdebstrap's root mode.
+    Root,
+    /// As a user with subordinate ids: mmdebstrap's unshare mode, and the tree unpacked
+    /// in a user namespace of the same ids.
+    Unprivileged,
+}
+
+impl Builder {
+    fn for_this_user() -> Result<Self, ImageError> {
+        let uid = nix::unistd::getuid();
+        if uid.is_root() {
+            return Ok(Self::Root);
+        }
+        require("newuidmap", "uidmap")?;
+        require("unshare", "util-linux")?;
+        let user = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default();
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if !has_subordinate_range(&text, &user, uid.as_raw()) {
+                return Err(ImageError::NoSubordinateIds {
+                    user,
+                    file: file.into(),
+                });
+            }
+        }
+        Ok(Self::Unprivileged)
+    }
+
+    fn mode(self) -> &'static str {
+        match self {
+            Self::Root => "root",
+            Self::Unprivileged => "unshare",
+        }
+    }
+
+    /// `program`, run in a user namespace that maps the user to root and the
+    /// subordinate ids after it when unprivileged.
+    fn command(self, program: &str) -> Command {
+        match self {
+            Self::Root => Command::new(program),
+            Self::Unprivileged => {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--map-root-user", "--map-auto", "--"])
+                    .arg(program);
+                cmd
+            }
+        }
+    }
+
+    /// Removes a build tree; unprivileged, in the namespace whose ids own its files.
+    fn remove_tree(self, dir: &Path) {
+        if !dir.exists() {
+            return;
+        }
+        let removed = match self {
+            Self::Root => std::fs::remove_dir_all(dir).is_ok(),
+            Self::Unprivileged => self
+                .command("rm")
+                .arg("-rf")
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success()),
+        };
+        if !removed {
+            tracing::warn!(dir = %dir.display(), "could not remove the image build tree");
+        }
+    }
+}
+
+/// Whether an /etc/subuid (or subgid) text gives `user` (by name or uid) a range of at
+/// least 65536 ids, as a Debian rootfs needs (its system users and nobody).
+fn has_subordinate_range(text: &str, user: &str, uid: u32) -> bool {
+    text.lines().any(|line| {
+        let mut fields = line.trim().split(':');
+        let (Some(who), Some(_start), Some(count)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        (who == user || who == uid.to_string()) && count.parse::<u64>().is_ok_and(|n| n >= 65536)
+    })
 }
 
 /// Why an image could not be built, fetched or used.
@@ -87,9 +197,18 @@ pub enum ImageError {
         /// Where its output is.
         log: String,
     },
-    /// Building the image needs root (mmdebstrap root mode, chroot).
-    #[error("`dpdkhost image build` must run as root (mmdebstrap needs it)")]
-    NotRoot,
+    /// Building the image without root needs subordinate ids for mmdebstrap's unshare mode.
+    #[error(
+        "`dpdkhost image build` without root needs subordinate ids for {user:?} in {file} \
+         (at least 65536, for mmdebstrap's unshare mode): as root, \
+         `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}`"
+    )]
+    NoSubordinateIds {
+        /// The user.
+        user: String,
+        /// /etc/subuid or /etc/subgid.
+        file: PathBuf,
+    },
     /// The image is not in the cache.
     #[error("image {name:?} is not built yet: run `dpdkhost image build`")]
     NotBuilt {
@@ -117,14 +236,6 @@ pub enum ImageError {
         /// The cause.
         #[source]
         source: serde_json::Error,
-    },
-    /// The rootfs has no kernel or initrd.
-    #[error("no {what} in {dir}")]
-    NoKernel {
-        /// kernel or initrd.
-        what: &'static str,
-        /// The boot directory.
-        dir: PathBuf,
     },
 }
 
@@ -186,6 +297,17 @@ pub struct Manifest {
     /// Packages installed (built images).
     #[serde(default)]
     pub packages: Vec<String>,
+    /// The built-in image's [`builtin_recipe`] (none for other images, and for built-in
+    /// images made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<String>,
+}
+
+impl Manifest {
+    /// Whether this built-in image was made by the current recipe.
+    pub fn is_current_builtin(&self) -> bool {
+        self.recipe.as_deref() == Some(builtin_recipe().as_str())
+    }
 }
 
 /// A base image ready to upload into a pool.
@@ -377,7 +499,9 @@ impl ImageStore {
     /// Whether `source` is available without building or downloading.
     pub fn is_ready(&self, source: &ImageSource) -> bool {
         match source {
-            ImageSource::Builtin(name) => matches!(self.manifest(name), Ok(Some(_))),
+            ImageSource::Builtin(name) => {
+                matches!(self.manifest(name), Ok(Some(m)) if m.is_current_builtin())
+            }
             ImageSource::Url { sha256, .. } => {
                 matches!(self.manifest(&url_name(sha256)), Ok(Some(_)))
             }
@@ -393,9 +517,19 @@ impl ImageStore {
     ) -> Result<BaseImage, ImageError> {
         match source {
             ImageSource::Builtin(name) => {
-                if self.manifest(name)?.is_none() {
-                    progress.stage(&format!("image {name} is not cached: building it"));
-                    self.build_debian(progress)?;
+                match self.manifest(name)? {
+                    None => {
+                        progress.stage(&format!("image {name} is not cached: building it"));
+                        self.build_debian(progress)?;
+                    }
+                    Some(m) if !m.is_current_builtin() => {
+                        progress.stage(&format!(
+                            "image {name} was built by another recipe (an older dpdkhost): \
+                             building it again"
+                        ));
+                        self.build_debian(progress)?;
+                    }
+                    Some(_) => {}
                 }
                 self.cached(name)
             }
@@ -462,39 +596,43 @@ impl ImageStore {
         })
     }
 
-    /// Builds the built-in Debian 12 image with mmdebstrap.
+    /// Builds the built-in Debian 12 image with mmdebstrap: in root mode as root, and
+    /// without root in its unshare mode (a user namespace over the user's subordinate
+    /// ids), so the image is the same either way.
     pub fn build_debian(&self, progress: &dyn Progress) -> Result<Manifest, ImageError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(ImageError::NotRoot);
-        }
         require("mmdebstrap", "mmdebstrap")?;
         require("mkfs.ext4", "e2fsprogs")?;
         require("qemu-img", "qemu-utils")?;
+        let builder = Builder::for_this_user()?;
         std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         let work = self
             .dir
             .join(format!(".build-{BUILTIN_IMAGE}-{}", std::process::id()));
-        let result = self.build_debian_in(&work, progress);
-        let _ = std::fs::remove_dir_all(&work);
+        let result = self.build_debian_in(&work, builder, progress);
+        builder.remove_tree(&work);
         result
     }
 
     fn build_debian_in(
         &self,
         work: &Path,
+        builder: Builder,
         progress: &dyn Progress,
     ) -> Result<Manifest, ImageError> {
-        let _ = std::fs::remove_dir_all(work);
+        builder.remove_tree(work);
         let out = work.join("out");
         std::fs::create_dir_all(&out).map_err(io("create", &out))?;
         let log = out.join("build.log");
         let hook = write_customize_hook(work)?;
-        let rootfs = work.join("rootfs");
+        let tarball = work.join("rootfs.tar");
 
-        progress.stage("mmdebstrap: Debian 12 (bookworm) minbase rootfs");
+        progress.stage(&format!(
+            "mmdebstrap ({} mode): Debian 12 (bookworm) minbase rootfs",
+            builder.mode()
+        ));
         let mut cmd = Command::new("mmdebstrap");
         cmd.arg("--variant=minbase")
-            .arg("--mode=root")
+            .arg(format!("--mode={}", builder.mode()))
             .arg("--aptopt=APT::Install-Recommends \"false\"")
             // A throwaway rootfs: no fsync per unpacked file (about a fifth of the
             // build's time on a small host).
@@ -502,40 +640,21 @@ impl ImageStore {
             .arg(format!("--include={}", DEBIAN_PACKAGES.join(",")))
             .arg(format!("--customize-hook={}", hook.display()))
             .arg("bookworm")
-            .arg(&rootfs);
+            .arg(&tarball)
+            // Its temporary tree beside the tarball, not in a small /tmp.
+            .env("TMPDIR", work);
         run_logged(cmd, &log, progress)?;
 
-        progress.stage("copying kernel and initrd out of the rootfs");
-        let boot = rootfs.join("boot");
-        let pick = |prefix: &str, what: &'static str| -> Result<PathBuf, ImageError> {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(&boot)
-                .map_err(io("list", &boot))?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-                })
-                .collect();
-            found.sort();
-            found.pop().ok_or_else(|| ImageError::NoKernel {
-                what,
-                dir: boot.clone(),
-            })
-        };
-        let kernel = pick("vmlinuz-", "kernel")?;
-        let initrd = pick("initrd.img-", "initrd")?;
-        std::fs::copy(&kernel, out.join("vmlinuz")).map_err(io("copy", &kernel))?;
-        std::fs::copy(&initrd, out.join("initrd.img")).map_err(io("copy", &initrd))?;
-
-        progress.stage("mkfs.ext4 -d: root filesystem");
+        progress.stage("mkfs.ext4 -d: root filesystem; kernel and initrd for direct boot");
         let raw = work.join("disk.raw");
-        let mut cmd = Command::new("mkfs.ext4");
-        cmd.args(["-q", "-F", "-L", "root", "-E", "root_owner=0:0", "-d"])
-            .arg(&rootfs)
+        let mut cmd = builder.command("sh");
+        cmd.arg(work.join("image-filesystem.sh"))
+            .arg(&tarball)
+            .arg(&out)
             .arg(&raw)
             .arg("2G");
         run_logged(cmd, &log, progress)?;
+        std::fs::remove_file(&tarball).map_err(io("remove", &tarball))?;
 
         // Uncompressed: compressing took a quarter of the build (35 s here), and every
         // guest then decompressed each cluster it read, on its one TCG vCPU, at boot.
@@ -558,6 +677,7 @@ impl ImageStore {
             initrd: Some(image_file(&out, "initrd.img")?),
             cmdline: Some(DEBIAN_CMDLINE.to_owned()),
             packages: DEBIAN_PACKAGES.iter().map(|s| s.to_string()).collect(),
+            recipe: Some(builtin_recipe()),
         };
         self.install(&out, &manifest)?;
         Ok(manifest)
@@ -637,6 +757,7 @@ impl ImageStore {
                 initrd: None,
                 cmdline: None,
                 packages: Vec::new(),
+                recipe: None,
             };
             self.install(&out, &manifest)?;
             Ok(manifest)
@@ -691,6 +812,7 @@ mod tests {
             initrd: Some(image_file(&out, "initrd.img").unwrap()),
             cmdline: Some(DEBIAN_CMDLINE.into()),
             packages: vec![],
+            recipe: None,
         };
         assert_eq!(m.format, DiskFormat::Qcow2);
         assert_eq!(
@@ -699,7 +821,23 @@ mod tests {
         );
         store.install(&out, &m).unwrap();
         assert_eq!(store.list().unwrap(), vec![m.clone()]);
+        // Made before recipes were recorded: stale, built again before use.
+        assert!(!store.is_ready(&ImageSource::Builtin("debian-12".into())));
+        let current = Manifest {
+            recipe: Some(builtin_recipe()),
+            ..m.clone()
+        };
+        std::fs::write(
+            dir.path().join("debian-12/manifest.json"),
+            serde_json::to_string(&current).unwrap(),
+        )
+        .unwrap();
         assert!(store.is_ready(&ImageSource::Builtin("debian-12".into())));
+        let other = Manifest {
+            recipe: Some("0123456789abcdef".into()),
+            ..m.clone()
+        };
+        assert!(!other.is_current_builtin());
         let base = store.cached("debian-12").unwrap();
         assert_eq!(base.disk, dir.path().join("debian-12/disk.qcow2"));
         assert_eq!(
@@ -708,6 +846,17 @@ mod tests {
         );
         let sums = std::fs::read_to_string(dir.path().join("debian-12/SHA256SUMS")).unwrap();
         assert!(sums.contains("  vmlinuz\n"));
+    }
+
+    #[test]
+    fn subordinate_ranges_are_found_by_name_or_uid_and_must_be_large_enough() {
+        let text = "alice:100000:65536\n1002:165536:65536\nbob:231072:1000\n";
+        assert!(has_subordinate_range(text, "alice", 1001));
+        assert!(has_subordinate_range(text, "carol", 1002));
+        assert!(!has_subordinate_range(text, "bob", 1003), "too few ids");
+        assert!(!has_subordinate_range(text, "dave", 1004));
+        assert!(!has_subordinate_range("alice:100000\n", "alice", 1001));
+        assert!(!has_subordinate_range("alice:1:x\n", "alice", 1001));
     }
 
     #[test]

@@ -188,6 +188,15 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
             Ok(Some(m)) => {
                 let disk = store.dir.join(name).join(&m.disk.file);
                 match image::sha256_file(&disk) {
+                    Ok(sha) if sha == m.disk.sha256 && !m.is_current_builtin() => out.push(check(
+                        "image",
+                        Warn,
+                        format!(
+                            "{name} cached, but built by another recipe (an older dpdkhost): \
+                             up builds it again (~90 s)"
+                        ),
+                        Some("dpdkhost image build"),
+                    )),
                     Ok(sha) if sha == m.disk.sha256 => out.push(check(
                         "image",
                         Pass,

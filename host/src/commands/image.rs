@@ -7,14 +7,17 @@ use anyhow::Context as _;
 use crate::cli::ImageBuildArgs;
 use crate::config::BUILTIN_IMAGE;
 use crate::context::Context;
-use crate::image::ImageStore;
+use crate::image::{ImageStore, Progress as _};
 use crate::ui::{self, Spinner};
 
 /// Runs `image build`.
 pub fn build(args: ImageBuildArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ImageStore::new(ctx.paths.image_cache.clone());
     if !args.force {
-        if let Some(m) = store.manifest(BUILTIN_IMAGE)? {
+        if let Some(m) = store
+            .manifest(BUILTIN_IMAGE)?
+            .filter(|m| m.is_current_builtin())
+        {
             if ctx.json {
                 ui::print_json(&m);
             } else {
@@ -28,6 +31,11 @@ pub fn build(args: ImageBuildArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
     }
     let spinner = Spinner::new(ctx.json);
+    if !args.force && store.manifest(BUILTIN_IMAGE)?.is_some() {
+        spinner.stage(&format!(
+            "{BUILTIN_IMAGE} was built by another recipe (an older dpdkhost): building it again"
+        ));
+    }
     let start = std::time::Instant::now();
     let m = store.build_debian(&spinner).context("image build failed")?;
     spinner.finish(&format!(
