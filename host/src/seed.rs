@@ -110,19 +110,25 @@ pub fn install_env(hugepages: u32, net: &MgmtNetwork) -> String {
 
 /// `user-data`: `#cloud-config` followed by JSON (valid YAML, no YAML writer needed).
 pub fn user_data(spec: &SeedSpec) -> String {
-    let mut init_modules = vec![
-        "bootcmd",
+    // The built-in image's early unit has run the seed long before cloud-init would get
+    // to bootcmd; other images need bootcmd for it.
+    let mut init_modules = if spec.image_runs_seed {
+        vec![]
+    } else {
+        vec!["bootcmd"]
+    };
+    init_modules.extend([
         "set_hostname",
         "update_hostname",
         "update_etc_hosts",
         "users-groups",
         "ssh",
-    ];
+    ]);
     if spec.grow_partition {
         init_modules.push("growpart");
     }
     init_modules.push("resizefs");
-    let doc = json!({
+    let mut doc = json!({
         "hostname": spec.hostname,
         "manage_etc_hosts": true,
         "locale": "C.utf8",
@@ -143,12 +149,14 @@ pub fn user_data(spec: &SeedSpec) -> String {
             "ed25519_public": spec.host_key.public,
         },
         "resize_rootfs": "noblock",
-        "bootcmd": [RUN_FROM_SEED],
         "cloud_init_modules": init_modules,
         "cloud_config_modules": [],
         "cloud_final_modules": ["scripts-user", "final-message"],
         "final_message": "dpdkhost: cloud-init finished after $UPTIME s",
     });
+    if !spec.image_runs_seed {
+        doc["bootcmd"] = json!([RUN_FROM_SEED]);
+    }
     format!(
         "#cloud-config\n{}\n",
         serde_json::to_string_pretty(&doc).expect("json")
@@ -399,7 +407,19 @@ pub(crate) mod tests {
             "ssh-ed25519 AAAAuser dpdkhost-t"
         );
         assert_eq!(doc["cloud_config_modules"], json!([]));
-        let boot = doc["bootcmd"][0].as_str().unwrap();
+        assert!(
+            doc.get("bootcmd").is_none() && !body.contains("\"bootcmd\""),
+            "the built-in image runs the seed from its early unit"
+        );
+        let cloud_image = SeedSpec {
+            image_runs_seed: false,
+            ..s.clone()
+        };
+        let cloud_text = user_data(&cloud_image);
+        let cloud_doc: serde_json::Value =
+            serde_json::from_str(cloud_text.strip_prefix("#cloud-config\n").unwrap()).unwrap();
+        assert_eq!(cloud_doc["cloud_init_modules"][0], "bootcmd");
+        let boot = cloud_doc["bootcmd"][0].as_str().unwrap();
         assert!(boot.contains("mount -o ro") && boot.contains("dpdkhost-install.sh"));
         let install = INSTALL_AGENT;
         assert!(install.contains("systemctl --no-block start dpdk-agent.service"));
