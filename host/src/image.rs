@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ImageSource, BUILTIN_IMAGE};
+use crate::file_error::FileError;
 
 /// Packages of the built-in image (Debian 12, minbase, no recommends).
 pub const DEBIAN_PACKAGES: &[&str] = &[
@@ -59,16 +60,8 @@ fn write_customize_hook(dir: &Path) -> Result<PathBuf, ImageError> {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// A file operation failed.
-    #[error("cannot {what} {path}")]
-    Io {
-        /// What was attempted.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// A helper program is missing.
     #[error("`{program}` is not installed; run scripts/setup (Debian package {package})")]
     MissingTool {
@@ -129,8 +122,8 @@ pub enum ImageError {
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
-    let path = path.to_owned();
-    move |source| ImageError::Io { what, path, source }
+    let error = FileError::of(what, path);
+    move |source| error(source).into()
 }
 
 /// Disk format of a base image.
