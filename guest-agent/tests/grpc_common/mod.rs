@@ -409,6 +409,21 @@ pub fn memif_agent(socket: &Path, role: &str, ip: &str) -> Agent {
     })
 }
 
+/// The memif server agent at `ip` on `socket`, returned once the socket exists: the
+/// memif client does not retry.
+pub fn memif_server(socket: &Path, ip: &str) -> Agent {
+    let server = memif_agent(socket, "server", ip);
+    wait_for_socket(socket);
+    server
+}
+
+/// Two agents on the memif link at `socket`: (server at `server_ip`, client at
+/// `client_ip`).
+pub fn memif_pair(socket: &Path, server_ip: &str, client_ip: &str) -> (Agent, Agent) {
+    let server = memif_server(socket, server_ip);
+    (server, memif_agent(socket, "client", client_ip))
+}
+
 /// The memif client does not retry: start it once the server's socket exists.
 #[allow(dead_code)] // not every test binary that includes this module calls it
 pub fn wait_for_socket(path: &Path) {
