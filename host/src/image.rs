@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use agent_proto::file_error::FileError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ImageSource, BUILTIN_IMAGE};
-use crate::file_error::FileError;
 
 /// Packages of the built-in image (Debian 12, minbase, no recommends).
 pub const DEBIAN_PACKAGES: &[&str] = &[

@@ -13,7 +13,6 @@ pub mod config;
 pub mod console;
 pub mod context;
 pub mod drive;
-pub mod file_error;
 pub mod guest;
 pub mod image;
 pub mod keys;

@@ -5,11 +5,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use agent_proto::file_error::FileError;
 use serde::{Deserialize, Serialize};
 
 use crate::accel::Accel;
 use crate::config::NetworkMode;
-use crate::file_error::FileError;
 
 /// Why state could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
-//! The error of one file operation, for the modules whose errors are mostly file
-//! operations: what was attempted on which file, and the cause.
+//! The error of one file operation, for the agent's and the host's errors that are
+//! mostly file operations: what was attempted on which file, and the cause.
 
 use std::path::{Path, PathBuf};
 
