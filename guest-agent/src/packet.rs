@@ -916,16 +916,21 @@ mod tests {
         assert_eq!(ipv4_checksum(&header), 0xb861);
     }
 
-    #[test]
-    fn frame_sizes_outside_limits_are_rejected() {
-        let endpoints = UdpEndpoints {
+    /// 10.0.0.1 to 10.0.0.2 on the test port, locally administered MACs.
+    fn two_hosts() -> UdpEndpoints {
+        UdpEndpoints {
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 2],
             src_ip: Ipv4Addr::new(10, 0, 0, 1),
             dst_ip: Ipv4Addr::new(10, 0, 0, 2),
             src_port: TEST_UDP_PORT,
             dst_port: TEST_UDP_PORT,
-        };
+        }
+    }
+
+    #[test]
+    fn frame_sizes_outside_limits_are_rejected() {
+        let endpoints = two_hosts();
         let header = PayloadHeader { seq: 1, tx_ns: 2 };
         let mut small = [0u8; 63];
         assert!(matches!(
@@ -941,14 +946,7 @@ mod tests {
 
     #[test]
     fn corrupted_checksums_are_detected() {
-        let endpoints = UdpEndpoints {
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            src_ip: Ipv4Addr::new(10, 0, 0, 1),
-            dst_ip: Ipv4Addr::new(10, 0, 0, 2),
-            src_port: TEST_UDP_PORT,
-            dst_port: TEST_UDP_PORT,
-        };
+        let endpoints = two_hosts();
         let mut frame = [0u8; 64];
         build_udp(&mut frame, &endpoints, &PayloadHeader { seq: 7, tx_ns: 8 }).unwrap();
         let mut bad_ip = frame;

@@ -262,6 +262,45 @@ impl KernelOps for FakeKernel {
     }
 }
 
+/// One test's world: the fake sysfs, a kernel that has `modules`, and where a binding
+/// is recorded when a test asks for the record.
+struct Lab {
+    fake: FakeSysfs,
+    kernel: FakeKernel,
+    root: SysfsRoot,
+    state: PathBuf,
+}
+
+impl Lab {
+    fn new(modules: &[&'static str]) -> Self {
+        let fake = FakeSysfs::new();
+        let kernel = FakeKernel::new(&fake, modules);
+        let root = fake.root();
+        let state = fake.path("run/binding.json");
+        Lab {
+            fake,
+            kernel,
+            root,
+            state,
+        }
+    }
+
+    /// The data NIC's request; `record`: with the state file.
+    fn request(&self, preference: BindDriver, record: bool) -> BindRequest<'_> {
+        BindRequest {
+            root: &self.root,
+            kernel: &self.kernel,
+            mac: MAC,
+            preference,
+            state_path: record.then_some(self.state.as_path()),
+        }
+    }
+
+    fn bind(&self, preference: BindDriver, record: bool) -> Result<Binding, BindError> {
+        bind(&self.request(preference, record))
+    }
+}
+
 #[test]
 fn finds_the_data_nic_by_mac_through_the_virtio_device() {
     let fake = FakeSysfs::new();
@@ -275,69 +314,43 @@ fn finds_the_data_nic_by_mac_through_the_virtio_device() {
 /// through the binding's state file once its interface is gone.
 #[test]
 fn the_data_nic_is_located_before_and_after_binding() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel::new(&fake, &["uio_pci_generic"]);
-    let root = fake.root();
-    let state = fake.path("run/binding.json");
-    assert_eq!(locate_data_nic(&root, MAC, &state).as_deref(), Some(BDF));
-    bind(&BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::Auto,
-        state_path: Some(&state),
-    })
-    .unwrap();
-    assert!(
-        find_nic_by_mac(&root, MAC).is_err(),
-        "the interface is gone"
-    );
-    assert_eq!(locate_data_nic(&root, MAC, &state).as_deref(), Some(BDF));
+    let lab = Lab::new(&["uio_pci_generic"]);
+    let (root, state) = (&lab.root, lab.state.as_path());
+    assert_eq!(locate_data_nic(root, MAC, state).as_deref(), Some(BDF));
+    lab.bind(BindDriver::Auto, true).unwrap();
+    assert!(find_nic_by_mac(root, MAC).is_err(), "the interface is gone");
+    assert_eq!(locate_data_nic(root, MAC, state).as_deref(), Some(BDF));
     let other = [0x52, 0x54, 0, 0, 0, 0x99];
-    assert_eq!(locate_data_nic(&root, other, &state), None);
+    assert_eq!(locate_data_nic(root, other, state), None);
 }
 
 #[test]
 fn nic_not_found_names_the_mac() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel::new(&fake, &["uio_pci_generic"]);
-    let root = fake.root();
+    let lab = Lab::new(&["uio_pci_generic"]);
     let error = bind(&BindRequest {
-        root: &root,
-        kernel: &kernel,
         mac: [0x52, 0x54, 0, 0, 0, 0x99],
-        preference: BindDriver::Auto,
-        state_path: None,
+        ..lab.request(BindDriver::Auto, false)
     })
     .unwrap_err();
     assert!(matches!(error, BindError::NicNotFound { .. }), "{error:?}");
     assert!(error.to_string().contains("52:54:00:00:00:99"), "{error}");
     assert!(
-        kernel.calls().is_empty(),
+        lab.kernel.calls().is_empty(),
         "nothing touched: {:?}",
-        kernel.calls()
+        lab.kernel.calls()
     );
 }
 
 #[test]
 fn binds_to_uio_without_iommu_and_restores_virtio() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel::new(&fake, &["uio_pci_generic", "vfio-pci"]);
-    let state = fake.path("run/binding.json");
-    let root = fake.root();
-    let binding = bind(&BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::Auto,
-        state_path: Some(&state),
-    })
-    .unwrap();
+    let lab = Lab::new(&["uio_pci_generic", "vfio-pci"]);
+    let (fake, state) = (&lab.fake, lab.state.as_path());
+    let binding = lab.bind(BindDriver::Auto, true).unwrap();
     assert_eq!(binding.driver, DpdkDriver::UioPciGeneric);
     assert_eq!(binding.pci_address, BDF);
     assert_eq!(binding.original_driver.as_deref(), Some("virtio-pci"));
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("uio_pci_generic"));
-    assert_eq!(fake.driver_of(MGMT_BDF).as_deref(), Some("virtio-pci"));
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("uio_pci_generic"));
+    assert_eq!(lab.fake.driver_of(MGMT_BDF).as_deref(), Some("virtio-pci"));
     assert_eq!(
         fake.read("devices/pci0000:00/0000:00:04.0/driver_override"),
         "uio_pci_generic"
@@ -348,7 +361,7 @@ fn binds_to_uio_without_iommu_and_restores_virtio() {
     );
     // Link down before the module and the unbind; vfio tried for no-IOMMU mode.
     assert_eq!(
-        kernel.calls(),
+        lab.kernel.calls(),
         [
             "modprobe vfio",
             "link down eth1",
@@ -357,8 +370,8 @@ fn binds_to_uio_without_iommu_and_restores_virtio() {
     );
     assert!(state.exists());
 
-    restore(&root, &binding, Some(&state)).unwrap();
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
+    restore(&lab.root, &binding, Some(state)).unwrap();
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
     assert_eq!(
         fake.read("devices/pci0000:00/0000:00:04.0/driver_override"),
         "\n"
@@ -372,80 +385,39 @@ fn binds_to_uio_without_iommu_and_restores_virtio() {
 
 #[test]
 fn binds_to_vfio_with_an_iommu() {
-    let fake = FakeSysfs::new();
-    fs::create_dir_all(fake.path("kernel/iommu_groups/7/devices")).unwrap();
-    let kernel = FakeKernel::new(&fake, &["uio_pci_generic", "vfio-pci"]);
-    let root = fake.root();
-    let binding = bind(&BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::Auto,
-        state_path: None,
-    })
-    .unwrap();
+    let lab = Lab::new(&["uio_pci_generic", "vfio-pci"]);
+    fs::create_dir_all(lab.fake.path("kernel/iommu_groups/7/devices")).unwrap();
+    let binding = lab.bind(BindDriver::Auto, false).unwrap();
     assert_eq!(binding.driver, DpdkDriver::VfioPci);
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("vfio-pci"));
-    assert_eq!(kernel.calls(), ["link down eth1", "modprobe vfio-pci"]);
-    restore(&root, &binding, None).unwrap();
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("vfio-pci"));
+    assert_eq!(lab.kernel.calls(), ["link down eth1", "modprobe vfio-pci"]);
+    restore(&lab.root, &binding, None).unwrap();
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
 }
 
 #[test]
 fn uses_vfio_no_iommu_where_the_kernel_has_it() {
-    let fake = FakeSysfs::new();
-    write(
-        &fake.path("module/vfio/parameters/enable_unsafe_noiommu_mode"),
-        "N\n",
-    );
-    let kernel = FakeKernel::new(&fake, &["vfio-pci"]);
-    let root = fake.root();
-    let binding = bind(&BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::Auto,
-        state_path: None,
-    })
-    .unwrap();
+    let lab = Lab::new(&["vfio-pci"]);
+    let parameter = "module/vfio/parameters/enable_unsafe_noiommu_mode";
+    write(&lab.fake.path(parameter), "N\n");
+    let binding = lab.bind(BindDriver::Auto, false).unwrap();
     assert_eq!(binding.driver, DpdkDriver::VfioNoIommu);
-    assert_eq!(
-        fake.read("module/vfio/parameters/enable_unsafe_noiommu_mode"),
-        "Y"
-    );
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("vfio-pci"));
+    assert_eq!(lab.fake.read(parameter), "Y");
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("vfio-pci"));
 }
 
 #[test]
 fn vfio_asked_for_without_iommu_is_refused_before_touching_the_nic() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel::new(&fake, &["vfio-pci", "uio_pci_generic"]);
-    let root = fake.root();
-    let error = bind(&BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::VfioPci,
-        state_path: None,
-    })
-    .unwrap_err();
+    let lab = Lab::new(&["vfio-pci", "uio_pci_generic"]);
+    let error = lab.bind(BindDriver::VfioPci, false).unwrap_err();
     assert!(matches!(error, BindError::NoIommu), "{error:?}");
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
 }
 
 #[test]
 fn module_missing_leaves_the_nic_with_its_driver() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel::new(&fake, &[]);
-    let root = fake.root();
-    let error = bind(&BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::UioPciGeneric,
-        state_path: None,
-    })
-    .unwrap_err();
+    let lab = Lab::new(&[]);
+    let error = lab.bind(BindDriver::UioPciGeneric, false).unwrap_err();
     assert!(
         matches!(error, BindError::ModuleMissing { .. }),
         "{error:?}"
@@ -453,23 +425,14 @@ fn module_missing_leaves_the_nic_with_its_driver() {
     let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
     assert!(chain.contains("uio_pci_generic"), "{chain}");
     assert!(chain.contains("not found"), "{chain}");
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
-    assert!(fake.path("class/net/eth1").exists());
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
+    assert!(lab.fake.path("class/net/eth1").exists());
 }
 
 #[test]
 fn a_restarted_agent_finds_its_nic_through_the_state_file() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel::new(&fake, &["uio_pci_generic"]);
-    let state = fake.path("run/binding.json");
-    let root = fake.root();
-    let request = BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::UioPciGeneric,
-        state_path: Some(&state),
-    };
+    let lab = Lab::new(&["uio_pci_generic"]);
+    let request = lab.request(BindDriver::UioPciGeneric, true);
     let first = bind(&request).unwrap();
     // The interface (and its MAC) is gone now; a second start must still work and
     // remember virtio-pci, not uio_pci_generic, as the driver to give it back to.
@@ -482,8 +445,8 @@ fn a_restarted_agent_finds_its_nic_through_the_state_file() {
         }
     );
     assert_eq!(second.original_driver.as_deref(), Some("virtio-pci"));
-    restore(&root, &second, Some(&state)).unwrap();
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
+    restore(&lab.root, &second, Some(&lab.state)).unwrap();
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
     // Without the record, a NIC with no interface cannot be found.
     let error = bind(&BindRequest {
         state_path: None,
@@ -496,46 +459,27 @@ fn a_restarted_agent_finds_its_nic_through_the_state_file() {
 
 #[test]
 fn a_kernel_config_without_no_iommu_skips_loading_vfio() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel {
-        noiommu_config: Some(false),
-        ..FakeKernel::new(&fake, &["uio_pci_generic", "vfio", "vfio-pci"])
-    };
-    let root = fake.root();
-    let binding = bind(&BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::Auto,
-        state_path: None,
-    })
-    .unwrap();
+    let mut lab = Lab::new(&["uio_pci_generic", "vfio", "vfio-pci"]);
+    lab.kernel.noiommu_config = Some(false);
+    let binding = lab.bind(BindDriver::Auto, false).unwrap();
     assert_eq!(binding.driver, DpdkDriver::UioPciGeneric);
     assert_eq!(
-        kernel.calls(),
+        lab.kernel.calls(),
         ["link down eth1", "modprobe uio_pci_generic"]
     );
 }
 
 #[test]
 fn release_to_the_kernel_and_take_back() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel::new(&fake, &["uio_pci_generic"]);
-    let state = fake.path("run/binding.json");
-    let root = fake.root();
-    let request = BindRequest {
-        root: &root,
-        kernel: &kernel,
-        mac: MAC,
-        preference: BindDriver::UioPciGeneric,
-        state_path: Some(&state),
-    };
+    let lab = Lab::new(&["uio_pci_generic"]);
+    let (root, kernel, state) = (&lab.root, &lab.kernel, lab.state.as_path());
+    let request = lab.request(BindDriver::UioPciGeneric, true);
     let binding = bind(&request).unwrap();
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("uio_pci_generic"));
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("uio_pci_generic"));
 
-    let ifname = give_to_kernel(&root, &kernel, &binding, Some(&state), "10.0.1.4/24").unwrap();
+    let ifname = give_to_kernel(root, kernel, &binding, Some(state), "10.0.1.4/24").unwrap();
     assert_eq!(ifname, "eth1");
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("virtio-pci"));
     assert!(
         !state.exists(),
         "nothing to restore while the kernel has it"
@@ -547,7 +491,7 @@ fn release_to_the_kernel_and_take_back() {
 
     let again = take_from_kernel(&request).unwrap();
     assert_eq!(again, binding);
-    assert_eq!(fake.driver_of(BDF).as_deref(), Some("uio_pci_generic"));
+    assert_eq!(lab.fake.driver_of(BDF).as_deref(), Some("uio_pci_generic"));
     assert!(state.exists());
     let calls = kernel.calls();
     let flush = calls
@@ -563,8 +507,7 @@ fn release_to_the_kernel_and_take_back() {
 
 #[test]
 fn a_nic_without_a_kernel_driver_cannot_go_to_the_kernel() {
-    let fake = FakeSysfs::new();
-    let kernel = FakeKernel::new(&fake, &["uio_pci_generic"]);
+    let lab = Lab::new(&["uio_pci_generic"]);
     let binding = Binding {
         mac: MAC_TEXT.into(),
         pci_address: BDF.into(),
@@ -572,10 +515,10 @@ fn a_nic_without_a_kernel_driver_cannot_go_to_the_kernel() {
         original_driver: None,
         driver: DpdkDriver::UioPciGeneric,
     };
-    let error = give_to_kernel(&fake.root(), &kernel, &binding, None, "10.0.1.4/24").unwrap_err();
+    let error = give_to_kernel(&lab.root, &lab.kernel, &binding, None, "10.0.1.4/24").unwrap_err();
     assert!(matches!(error, BindError::NoKernelDriver { .. }), "{error}");
     assert_eq!(
-        fake.driver_of(BDF).as_deref(),
+        lab.fake.driver_of(BDF).as_deref(),
         Some("virtio-pci"),
         "untouched"
     );

@@ -1,13 +1,18 @@
 //! The agent binary as a user runs it: the loopback selftest, clear errors for bad
 //! input, two agent processes over a net_memif link, and a fully static DPDK link.
 
+mod grpc_common;
+
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use grpc_common::{memif, wait_for_socket};
+
 const AGENT: &str = env!("CARGO_BIN_EXE_dpdk-agent");
 
-fn agent(args: &[&str]) -> Output {
+fn agent(args: &[impl AsRef<OsStr>]) -> Output {
     Command::new(AGENT)
         .args(args)
         .output()
@@ -83,7 +88,7 @@ impl Reaped {
     }
 }
 
-fn spawn(args: &[&str]) -> Reaped {
+fn spawn(args: &[impl AsRef<OsStr>]) -> Reaped {
     Reaped(
         Command::new(AGENT)
             .args(args)
@@ -92,19 +97,6 @@ fn spawn(args: &[&str]) -> Reaped {
             .spawn()
             .expect("the agent binary starts"),
     )
-}
-
-/// The memif client does not retry a connection the server is not listening for yet:
-/// wait for the server's socket before starting it.
-fn wait_for_socket(path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !std::path::Path::new(path).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "memif server never created {path}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn json(output: &Output) -> serde_json::Value {
@@ -181,106 +173,48 @@ fn selftest_fails_without_a_device() {
 #[test]
 fn bad_input_gives_clear_errors() {
     let eal = "--no-huge --no-pci -l 0 -m 64 --file-prefix=dpdk-agent-badinput";
-    let cases: &[(&[&str], &str)] = &[
+    // `command --eal EAL --ip 10.0.0.1/24` and the rest, a word an argument.
+    let cli = |command, eal, rest: &'static str| -> Vec<&str> {
+        [command, "--eal", eal, "--ip", "10.0.0.1/24"]
+            .into_iter()
+            .chain(rest.split_whitespace())
+            .collect()
+    };
+    let send = |rest: &'static str| {
+        let mut args = cli("bench", eal, "--mode tx --peer 10.0.0.2");
+        args.extend(rest.split_whitespace());
+        args
+    };
+    let cases = [
         (
-            &[
+            cli(
                 "bench",
-                "--eal",
                 "--definitely-not-an-eal-option",
-                "--ip",
-                "10.0.0.1/24",
-                "--mode",
-                "rx",
-                "--duration",
-                "1",
-            ],
+                "--mode rx --duration 1",
+            ),
             "EAL initialisation with arguments",
         ),
         (
-            &[
-                "bench",
-                "--eal",
-                eal,
-                "--device",
-                "net_ring9",
-                "--ip",
-                "10.0.0.1/24",
-                "--mode",
-                "rx",
-                "--duration",
-                "1",
-            ],
+            cli("bench", eal, "--device net_ring9 --mode rx --duration 1"),
             "no DPDK port named \"net_ring9\"",
         ),
         (
-            &[
-                "bench",
-                "--eal",
-                eal,
-                "--ip",
-                "10.0.0.1/24",
-                "--mode",
-                "tx",
-                "--peer",
-                "10.0.0.2",
-                "--size",
-                "40",
-            ],
+            send("--size 40"),
             "`frame_size`: must be 64..=1514 (Ethernet frame without FCS), got 40",
         ),
+        (send("--size 1515"), "got 1515"),
+        (send("--rate 0"), "`rate_pps`: must be 1..="),
         (
-            &[
-                "bench",
-                "--eal",
-                eal,
-                "--ip",
-                "10.0.0.1/24",
-                "--mode",
-                "tx",
-                "--peer",
-                "10.0.0.2",
-                "--size",
-                "1515",
-            ],
-            "got 1515",
-        ),
-        (
-            &[
-                "bench",
-                "--eal",
-                eal,
-                "--ip",
-                "10.0.0.1/24",
-                "--mode",
-                "tx",
-                "--peer",
-                "10.0.0.2",
-                "--rate",
-                "0",
-            ],
-            "`rate_pps`: must be 1..=",
-        ),
-        (
-            &["bench", "--eal", eal, "--ip", "10.0.0.1/24", "--mode", "tx"],
+            cli("bench", eal, "--mode tx"),
             "`peer_ip`: is required to send",
         ),
         (
-            &[
-                "pingpong",
-                "--eal",
-                eal,
-                "--ip",
-                "10.0.0.1/24",
-                "--peer",
-                "10.0.0.2",
-                "--window",
-                "0",
-            ],
+            cli("pingpong", eal, "--peer 10.0.0.2 --window 0"),
             "`window`: must be 1..=",
         ),
-        (&["--selftest", "--ip", "10.0.0.1/33"], "prefix length"),
+        (vec!["--selftest", "--ip", "10.0.0.1/33"], "prefix length"),
     ];
-    for (args, expected) in cases {
+    for (args, expected) in &cases {
         let out = agent(args);
         let stderr = text(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
@@ -304,64 +238,31 @@ fn two_agents_over_memif() {
     let dir = tempfile::tempdir().expect("temp dir");
     // One socket file per link (not abstract, so the client can wait for it): a
     // killed server leaves its file behind.
-    let socket = |name: &str| {
-        dir.path()
-            .join(format!("{name}.sock"))
-            .display()
-            .to_string()
-    };
-    let server = |name: &str, link: &str| {
-        eal_args(
-            name,
-            &format!(
-                "net_memif0,role=server,socket={},socket-abstract=no",
-                socket(link)
-            ),
-        )
-    };
-    let client = |name: &str, link: &str| {
-        eal_args(
-            name,
-            &format!(
-                "net_memif0,role=client,socket={},socket-abstract=no",
-                socket(link)
-            ),
-        )
+    let socket = |name: &str| dir.path().join(format!("{name}.sock"));
+    let eal = |name: &str, role: &str, link: &str| eal_args(name, &memif(&socket(link), role));
+    // `command` on the memif port at `ip`, with the rest (a word an argument), in JSON.
+    let cli = |command: &str, eal: String, ip: &str, rest: &str| -> Vec<String> {
+        [command, "--eal", &eal, "--device", "net_memif0", "--ip", ip]
+            .into_iter()
+            .chain(rest.split_whitespace())
+            .chain(["--json"])
+            .map(str::to_owned)
+            .collect()
     };
 
-    let reflector_eal = server("reflect", "pingpong");
-    let reflector = spawn(&[
+    let reflector = spawn(&cli(
         "reflect",
-        "--eal",
-        &reflector_eal,
-        "--device",
-        "net_memif0",
-        "--ip",
+        eal("reflect", "server", "pingpong"),
         "10.8.0.2/24",
-        "--duration",
-        "30",
-        "--json",
-    ]);
+        "--duration 30",
+    ));
     wait_for_socket(&socket("pingpong"));
-    let initiator_eal = client("pingpong", "pingpong");
-    let pingpong = agent(&[
+    let pingpong = agent(&cli(
         "pingpong",
-        "--eal",
-        &initiator_eal,
-        "--device",
-        "net_memif0",
-        "--ip",
+        eal("pingpong", "client", "pingpong"),
         "10.8.0.1/24",
-        "--peer",
-        "10.8.0.2",
-        "--count",
-        "500",
-        "--window",
-        "4",
-        "--timeout-ms",
-        "2000",
-        "--json",
-    ]);
+        "--peer 10.8.0.2 --count 500 --window 4 --timeout-ms 2000",
+    ));
     // Interrupted, the reflector stops its workload, reports what it did and exits.
     let reflected = reflector.terminate(Duration::from_secs(10));
     assert!(reflected.status.success(), "{}", text(&reflected.stderr));
@@ -379,46 +280,24 @@ fn two_agents_over_memif() {
     assert!(report["rtt_ns"]["min"].as_u64().expect("min rtt") > 0);
 
     const COUNT: u64 = 100_000;
-    let receiver_eal = server("rx", "bench");
-    let receiver = spawn(&[
+    let receiver = spawn(&cli(
         "bench",
-        "--eal",
-        &receiver_eal,
-        "--device",
-        "net_memif0",
-        "--ip",
+        eal("rx", "server", "bench"),
         "10.8.0.2/24",
-        "--mode",
-        "rx",
-        "--duration",
-        "20",
-        "--count",
-        &COUNT.to_string(),
-        "--json",
-    ]);
+        &format!("--mode rx --duration 20 --count {COUNT}"),
+    ));
     wait_for_socket(&socket("bench"));
     assert!(
         runtime_dir("rx").is_dir(),
         "EAL made {:?}",
         runtime_dir("rx")
     );
-    let sender_eal = client("tx", "bench");
-    let sender = agent(&[
+    let sender = agent(&cli(
         "bench",
-        "--eal",
-        &sender_eal,
-        "--device",
-        "net_memif0",
-        "--ip",
+        eal("tx", "client", "bench"),
         "10.8.0.1/24",
-        "--mode",
-        "tx",
-        "--peer",
-        "10.8.0.2",
-        "--count",
-        &COUNT.to_string(),
-        "--json",
-    ]);
+        &format!("--mode tx --peer 10.8.0.2 --count {COUNT}"),
+    ));
     let received = receiver.wait_output(Duration::from_secs(30));
     assert!(
         sender.status.success(),

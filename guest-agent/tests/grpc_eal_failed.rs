@@ -10,42 +10,19 @@ use std::time::Duration;
 
 use agent_proto::client::{AgentClient, Health};
 use agent_proto::v1;
-use grpc_common::{assert_status, Agent, AgentOptions};
+use grpc_common::{assert_status, assert_workloads_refused, Agent, AgentOptions};
 use tonic::Code;
 
 /// A PCI address no real machine has, so EAL on the test host touches nothing.
 const BDF: &str = "0000:fe:1f.7";
 
-async fn refuses_every_workload(client: &mut AgentClient, reason: &str) {
+/// What a client sees of an agent whose data port failed for `reason`: NOT_SERVING,
+/// every workload refused (bad fields still named first), nothing to stop, and a
+/// failing Selftest, returned for the caller's own checks.
+async fn reports_the_failure(client: &mut AgentClient, reason: &str) -> v1::SelftestReply {
+    assert_eq!(client.health().await.unwrap(), Health::NotServing);
     let expected = format!("data port unavailable: {reason}");
-    assert_status(
-        client
-            .pingpong(
-                v1::PingPongRequest {
-                    peer_ip: "10.0.1.6".into(),
-                    count: 10,
-                    ..Default::default()
-                },
-                |_| {},
-            )
-            .await,
-        Code::FailedPrecondition,
-        &expected,
-    );
-    assert_status(
-        client
-            .bench(
-                v1::BenchRequest {
-                    mode: v1::BenchMode::Rx.into(),
-                    ..Default::default()
-                },
-                |_| {},
-            )
-            .await,
-        Code::FailedPrecondition,
-        &expected,
-    );
-    assert_status(client.reflect().await, Code::FailedPrecondition, &expected);
+    assert_workloads_refused(client, "10.0.1.6", &expected).await;
     // Validation still comes first: a bad field is named even without a port.
     assert_status(
         client
@@ -55,6 +32,12 @@ async fn refuses_every_workload(client: &mut AgentClient, reason: &str) {
         "`peer_ip`",
     );
     assert_eq!(client.stop().await.unwrap(), "");
+    let selftest = client
+        .selftest(v1::SelftestRequest::default())
+        .await
+        .unwrap();
+    assert!(!selftest.ok, "{selftest:?}");
+    selftest
 }
 
 /// Waits until the agent has finished bringing its port up (and failed).
@@ -85,14 +68,7 @@ async fn eal_failure_keeps_the_server_up_and_refuses_workloads() {
         info.eal_error
     );
     assert!(info.ports.is_empty());
-    assert_eq!(client.health().await.unwrap(), Health::NotServing);
-    refuses_every_workload(&mut client, "EAL: ").await;
-
-    let selftest = client
-        .selftest(v1::SelftestRequest::default())
-        .await
-        .unwrap();
-    assert!(!selftest.ok);
+    let selftest = reports_the_failure(&mut client, "EAL: ").await;
     let port_check = selftest
         .checks
         .iter()
@@ -123,23 +99,32 @@ fn config(dir: &Path, mac: &str) -> String {
     path.display().to_string()
 }
 
+/// An agent as a VM runs it (config file with the data NIC's `mac`, sysfs at `sys`,
+/// binding record at `state`), with `extra` serve arguments.
+fn vm_agent(dir: &Path, mac: &str, sys: &Path, state: &Path, extra: &[String]) -> Agent {
+    let mut args = vec![
+        "--config".into(),
+        config(dir, mac),
+        "--sysfs-root".into(),
+        sys.display().to_string(),
+        "--state-file".into(),
+        state.display().to_string(),
+    ];
+    args.extend_from_slice(extra);
+    Agent::start(AgentOptions {
+        loopback: false,
+        extra: args,
+        ..AgentOptions::default()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nic_not_found_is_reported_and_the_agent_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let sys = dir.path().join("sys");
     std::fs::create_dir_all(sys.join("class/net")).unwrap();
-    let mut agent = Agent::start(AgentOptions {
-        loopback: false,
-        extra: vec![
-            "--config".into(),
-            config(dir.path(), "52:54:00:aa:00:99"),
-            "--sysfs-root".into(),
-            sys.display().to_string(),
-            "--state-file".into(),
-            dir.path().join("binding.json").display().to_string(),
-        ],
-        ..AgentOptions::default()
-    });
+    let state = dir.path().join("binding.json");
+    let mut agent = vm_agent(dir.path(), "52:54:00:aa:00:99", &sys, &state, &[]);
     let mut client = agent.connect().await;
     let info = failed_info(&mut client).await;
     assert_eq!(info.eal_state(), v1::EalState::Failed, "{info:?}");
@@ -149,15 +134,9 @@ async fn nic_not_found_is_reported_and_the_agent_keeps_serving() {
         "{}",
         info.eal_error
     );
-    assert_eq!(client.health().await.unwrap(), Health::NotServing);
-    refuses_every_workload(&mut client, "binding the data NIC").await;
+    let selftest = reports_the_failure(&mut client, "binding the data NIC").await;
     // In VM mode Selftest also runs the system checks.
-    let selftest = client
-        .selftest(v1::SelftestRequest::default())
-        .await
-        .unwrap();
     assert!(selftest.checks.len() > 1, "{selftest:?}");
-    assert!(!selftest.ok);
     let status = agent.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", agent.log());
 }
@@ -195,22 +174,13 @@ async fn sigterm_gives_a_bound_nic_back_even_after_an_eal_failure() {
             r#"{{"mac":"52:54:00:aa:00:02","pci_address":"{BDF}","ifname":"eth1","original_driver":"virtio-pci","driver":"uio-pci-generic"}}"#
         ),
     );
-    let mut agent = Agent::start(AgentOptions {
-        loopback: false,
-        extra: vec![
-            "--config".into(),
-            config(dir.path(), "52:54:00:aa:00:02"),
-            "--sysfs-root".into(),
-            sys.display().to_string(),
-            "--state-file".into(),
-            state.display().to_string(),
-            // No hugepages on a test host, and a prefix of its own: EAL fails to
-            // find the (fake) device or memory — either way a reported failure.
-            "--eal-arg=--no-huge".into(),
-            format!("--eal-arg=--file-prefix=agent-test-{}", std::process::id()),
-        ],
-        ..AgentOptions::default()
-    });
+    // No hugepages on a test host, and a prefix of its own: EAL fails to find the
+    // (fake) device or memory — either way a reported failure.
+    let eal = [
+        "--eal-arg=--no-huge".to_owned(),
+        format!("--eal-arg=--file-prefix=agent-test-{}", std::process::id()),
+    ];
+    let mut agent = vm_agent(dir.path(), "52:54:00:aa:00:02", &sys, &state, &eal);
     let mut client = agent.connect().await;
     let info = failed_info(&mut client).await;
     assert_eq!(info.eal_state(), v1::EalState::Failed, "{info:?}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use agent_proto::client::{AgentClient, ClientTls, Health, Security};
 use agent_proto::v1;
-use grpc_common::{assert_status, Agent, AgentOptions};
+use grpc_common::{assert_status, assert_workloads_refused, Agent, AgentOptions};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -333,38 +333,11 @@ async fn one_workload_at_a_time_and_stop_frees_the_port() {
         "Info still shows the port while it is busy"
     );
 
-    let busy = |result| assert_status(result, Code::FailedPrecondition, "busy: reflect");
-    busy(client.reflect().await.map(|_| ()));
-    busy(
-        client
-            .pingpong(
-                v1::PingPongRequest {
-                    peer_ip: OWN_IP.into(),
-                    count: 10,
-                    ..Default::default()
-                },
-                |_| {},
-            )
-            .await
-            .map(|_| ()),
-    );
-    busy(
-        client
-            .bench(
-                v1::BenchRequest {
-                    mode: v1::BenchMode::Rx.into(),
-                    ..Default::default()
-                },
-                |_| {},
-            )
-            .await
-            .map(|_| ()),
-    );
-    busy(
-        client
-            .selftest(v1::SelftestRequest::default())
-            .await
-            .map(|_| ()),
+    assert_workloads_refused(&mut client, OWN_IP, "busy: reflect").await;
+    assert_status(
+        client.selftest(v1::SelftestRequest::default()).await,
+        Code::FailedPrecondition,
+        "busy: reflect",
     );
 
     // A ping-pong through our own reflector is not possible on one port, but the
@@ -380,17 +353,7 @@ async fn one_workload_at_a_time_and_stop_frees_the_port() {
     assert_eq!(client.info().await.unwrap().workload, "");
 
     // Stop during a long ping-pong: the stream ends with the partial result.
-    let mut raw = client.raw();
-    let mut stream = raw
-        .ping_pong(v1::PingPongRequest {
-            peer_ip: OWN_IP.into(),
-            count: 1_000_000,
-            interval_ns: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = long_pingpong(&client).await;
     wait_for_workload(&mut client, "pingpong to 10.0.0.1").await;
     // Let some packets go first.
     while client.info().await.unwrap().workload.contains("(0/") {
@@ -420,25 +383,48 @@ async fn one_workload_at_a_time_and_stop_frees_the_port() {
         .any(|c| c.name == "packet round trip" && c.ok));
 }
 
-async fn wait_for_workload(client: &mut AgentClient, prefix: &str) -> String {
+/// A ping-pong of a million packets 1 ms apart, as a raw stream: it runs until it is
+/// stopped, cancelled or the agent goes away.
+async fn long_pingpong(client: &AgentClient) -> tonic::Streaming<v1::PingPongEvent> {
+    client
+        .raw()
+        .ping_pong(v1::PingPongRequest {
+            peer_ip: OWN_IP.into(),
+            count: 1_000_000,
+            interval_ns: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Polls Info for 5 s until the workload is `wanted`; Err with the last one seen.
+async fn poll_workload(
+    client: &mut AgentClient,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    let mut workload = String::new();
     for _ in 0..100 {
-        let workload = client.info().await.unwrap().workload;
-        if workload.starts_with(prefix) {
-            return workload;
+        workload = client.info().await.unwrap().workload;
+        if wanted(&workload) {
+            return Ok(workload);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{prefix:?} never ran");
+    Err(workload)
+}
+
+async fn wait_for_workload(client: &mut AgentClient, prefix: &str) -> String {
+    poll_workload(client, |workload| workload.starts_with(prefix))
+        .await
+        .unwrap_or_else(|_| panic!("{prefix:?} never ran"))
 }
 
 async fn wait_idle(client: &mut AgentClient) {
-    for _ in 0..100 {
-        if client.info().await.unwrap().workload.is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(workload) = poll_workload(client, str::is_empty).await {
+        panic!("still busy: {workload}");
     }
-    panic!("still busy: {}", client.info().await.unwrap().workload);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,16 +455,7 @@ async fn a_cancelled_stream_stops_its_workload() {
 
     // Same for a ping-pong whose client gives up waiting (its future is dropped
     // mid-stream, which resets the HTTP/2 stream).
-    let mut stream = raw
-        .ping_pong(v1::PingPongRequest {
-            peer_ip: OWN_IP.into(),
-            count: 1_000_000,
-            interval_ns: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = long_pingpong(&client).await;
     let read_all = async {
         while let Some(event) = stream.message().await.unwrap() {
             assert!(
@@ -502,6 +479,9 @@ async fn a_cancelled_stream_stops_its_workload() {
     client.stop().await.unwrap();
 }
 
+/// How to spoil one field of a good request, and what the refusal must name.
+type Spoiled<R> = (fn(&mut R), &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_field_is_invalid_argument_naming_it() {
     let agent = Agent::start(AgentOptions::default());
@@ -516,43 +496,19 @@ async fn every_bad_field_is_invalid_argument_naming_it() {
         count: 10,
         ..Default::default()
     };
-    for (request, needle) in [
+    let pingpong_cases: [Spoiled<v1::PingPongRequest>; 5] = [
+        (|r| r.count = 0, "`count`: must be 1..="),
+        (|r| r.size = 63, "`size`: must be 64..=1514"),
+        (|r| r.window = 5000, "`window`: must be 1..=1024"),
         (
-            v1::PingPongRequest {
-                count: 0,
-                ..good.clone()
-            },
-            "`count`: must be 1..=",
-        ),
-        (
-            v1::PingPongRequest {
-                size: 63,
-                ..good.clone()
-            },
-            "`size`: must be 64..=1514",
-        ),
-        (
-            v1::PingPongRequest {
-                window: 5000,
-                ..good.clone()
-            },
-            "`window`: must be 1..=1024",
-        ),
-        (
-            v1::PingPongRequest {
-                peer_ip: "ten.zero".into(),
-                ..good.clone()
-            },
+            |r| r.peer_ip = "ten.zero".into(),
             "`peer_ip`: must be a unicast IPv4 address",
         ),
-        (
-            v1::PingPongRequest {
-                timeout_ns: 1,
-                ..good.clone()
-            },
-            "`timeout_ns`",
-        ),
-    ] {
+        (|r| r.timeout_ns = 1, "`timeout_ns`"),
+    ];
+    for (spoil, needle) in pingpong_cases {
+        let mut request = good.clone();
+        spoil(&mut request);
         assert_status(pingpong(request).await, Code::InvalidArgument, needle);
     }
     let bench = |request: v1::BenchRequest| {
@@ -564,57 +520,18 @@ async fn every_bad_field_is_invalid_argument_naming_it() {
         peer_ip: OWN_IP.into(),
         ..Default::default()
     };
-    for (request, needle) in [
-        (
-            v1::BenchRequest {
-                mode: 0,
-                ..tx.clone()
-            },
-            "`mode`: must be BENCH_MODE_TX",
-        ),
-        (
-            v1::BenchRequest {
-                peer_ip: String::new(),
-                ..tx.clone()
-            },
-            "`peer_ip`: required",
-        ),
-        (
-            v1::BenchRequest {
-                size: 9000,
-                ..tx.clone()
-            },
-            "`size`",
-        ),
-        (
-            v1::BenchRequest {
-                burst: 1000,
-                ..tx.clone()
-            },
-            "`burst`: must be 1..=64",
-        ),
-        (
-            v1::BenchRequest {
-                rate_pps: u64::MAX,
-                ..tx.clone()
-            },
-            "`rate_pps`",
-        ),
-        (
-            v1::BenchRequest {
-                duration_ns: u64::MAX,
-                ..tx.clone()
-            },
-            "`duration_ns`",
-        ),
-        (
-            v1::BenchRequest {
-                drain_ns: u64::MAX,
-                ..tx.clone()
-            },
-            "`drain_ns`",
-        ),
-    ] {
+    let bench_cases: [Spoiled<v1::BenchRequest>; 7] = [
+        (|r| r.mode = 0, "`mode`: must be BENCH_MODE_TX"),
+        (|r| r.peer_ip = String::new(), "`peer_ip`: required"),
+        (|r| r.size = 9000, "`size`"),
+        (|r| r.burst = 1000, "`burst`: must be 1..=64"),
+        (|r| r.rate_pps = u64::MAX, "`rate_pps`"),
+        (|r| r.duration_ns = u64::MAX, "`duration_ns`"),
+        (|r| r.drain_ns = u64::MAX, "`drain_ns`"),
+    ];
+    for (spoil, needle) in bench_cases {
+        let mut request = tx.clone();
+        spoil(&mut request);
         assert_status(bench(request).await, Code::InvalidArgument, needle);
     }
     assert_status(
@@ -635,17 +552,7 @@ async fn every_bad_field_is_invalid_argument_naming_it() {
 async fn sigterm_stops_the_workload_and_exits_zero() {
     let mut agent = Agent::start(AgentOptions::default());
     let mut client = agent.serving().await;
-    let mut raw = client.raw();
-    let mut stream = raw
-        .ping_pong(v1::PingPongRequest {
-            peer_ip: OWN_IP.into(),
-            count: 1_000_000,
-            interval_ns: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = long_pingpong(&client).await;
     wait_for_workload(&mut client, "pingpong").await;
     let status = agent.terminate(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{status:?}\n{}", agent.log());

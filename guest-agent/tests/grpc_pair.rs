@@ -8,8 +8,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use agent_proto::client::{AgentClient, ClientError};
 use agent_proto::v1;
-use grpc_common::{memif, memif_agent, wait_for_socket};
+use grpc_common::{memif, memif_pair, memif_server};
+use tokio::task::JoinHandle;
 
 const SERVER_IP: &str = "10.8.0.2";
 const CLIENT_IP: &str = "10.8.0.1";
@@ -48,13 +50,33 @@ fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// A counted Rx bench started on `receiver`, in its own task: running (Info shows
+/// it) when this returns, so the sender's first frames are counted.
+async fn receiving(
+    receiver: &mut AgentClient,
+    count: u64,
+) -> JoinHandle<Result<v1::BenchResult, ClientError>> {
+    let mut client = receiver.clone();
+    let bench = tokio::spawn(async move {
+        let request = v1::BenchRequest {
+            mode: v1::BenchMode::Rx.into(),
+            count,
+            duration_ns: 30_000_000_000,
+            ..Default::default()
+        };
+        client.bench(request, |_| {}).await
+    });
+    while !receiver.info().await.unwrap().workload.starts_with("bench") {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bench
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pingpong_and_bench_between_two_agents() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("link.sock");
-    let server = memif_agent(&socket, "server", SERVER_IP);
-    wait_for_socket(&socket);
-    let client = memif_agent(&socket, "client", CLIENT_IP);
+    let (server, client) = memif_pair(&socket, SERVER_IP, CLIENT_IP);
     let mut reflector = server.serving().await;
     let mut initiator = client.serving().await;
 
@@ -79,31 +101,7 @@ async fn pingpong_and_bench_between_two_agents() {
 
     // A counted bench: tx on one side, rx on the other, both over gRPC.
     const COUNT: u64 = 100_000;
-    let receiver = {
-        let mut reflector = reflector.clone();
-        tokio::spawn(async move {
-            reflector
-                .bench(
-                    v1::BenchRequest {
-                        mode: v1::BenchMode::Rx.into(),
-                        count: COUNT,
-                        duration_ns: 30_000_000_000,
-                        ..Default::default()
-                    },
-                    |_| {},
-                )
-                .await
-        })
-    };
-    while !reflector
-        .info()
-        .await
-        .unwrap()
-        .workload
-        .starts_with("bench")
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let receiver = receiving(&mut reflector, COUNT).await;
     let sent = initiator
         .bench(
             v1::BenchRequest {
@@ -134,8 +132,7 @@ async fn grpc_workloads_agree_with_the_same_workloads_run_directly() {
 
     // gRPC reflector, direct ping-pong.
     let socket = dir.path().join("pingpong.sock");
-    let server = memif_agent(&socket, "server", SERVER_IP);
-    wait_for_socket(&socket);
+    let server = memif_server(&socket, SERVER_IP);
     // Its link is down (NOT_SERVING) until the direct client connects.
     let mut reflector = server.port_open().await;
     reflector.reflect().await.unwrap();
@@ -172,28 +169,9 @@ async fn grpc_workloads_agree_with_the_same_workloads_run_directly() {
     // gRPC receiver, direct sender.
     const COUNT: u64 = 50_000;
     let socket = dir.path().join("bench.sock");
-    let server = memif_agent(&socket, "server", SERVER_IP);
-    wait_for_socket(&socket);
+    let server = memif_server(&socket, SERVER_IP);
     let mut receiver = server.port_open().await;
-    let bench = {
-        let mut receiver = receiver.clone();
-        tokio::spawn(async move {
-            receiver
-                .bench(
-                    v1::BenchRequest {
-                        mode: v1::BenchMode::Rx.into(),
-                        count: COUNT,
-                        duration_ns: 30_000_000_000,
-                        ..Default::default()
-                    },
-                    |_| {},
-                )
-                .await
-        })
-    };
-    while !receiver.info().await.unwrap().workload.starts_with("bench") {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let bench = receiving(&mut receiver, COUNT).await;
     let count = COUNT.to_string();
     let sent = tokio::task::spawn_blocking(move || {
         json(&direct(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use agent_proto::client::{AgentClient, Health};
 use agent_proto::v1;
-use grpc_common::{memif_agent, wait_for_socket, Agent};
+use grpc_common::{memif_agent, memif_pair, memif_server, Agent};
 
 const A_IP: &str = "10.11.0.1";
 const B_IP: &str = "10.11.0.2";
@@ -41,9 +41,7 @@ fn cpu_time(pid: u32) -> Duration {
 async fn selftest_round_trip_through_an_idle_peer_then_pingpong_through_its_reflector() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("link.sock");
-    let b = memif_agent(&link, "server", B_IP);
-    wait_for_socket(&link);
-    let a = memif_agent(&link, "client", A_IP);
+    let (b, a) = memif_pair(&link, B_IP, A_IP);
     let (mut a_client, mut b_client) = (a.serving().await, b.serving().await);
 
     // Nothing started on B: its idle port answers ARP and the test frames.
@@ -137,8 +135,7 @@ fn serving(health: Health, info: &v1::InfoReply) -> bool {
 async fn health_follows_the_data_link() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("link.sock");
-    let server = memif_agent(&link, "server", B_IP);
-    wait_for_socket(&link);
+    let server = memif_server(&link, B_IP);
 
     // Alone, the memif server's link is down: the port is open, but not usable.
     let mut client = server.connect().await;

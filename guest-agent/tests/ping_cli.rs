@@ -7,7 +7,7 @@ mod grpc_common;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use grpc_common::{memif_agent, wait_for_socket};
+use grpc_common::memif_pair;
 
 const A_IP: &str = "10.12.0.1";
 const B_IP: &str = "10.12.0.2";
@@ -38,9 +38,7 @@ fn describe(output: &Output) -> String {
 async fn ping_reaches_an_idle_peer_and_says_when_nobody_answers_arp() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("link.sock");
-    let b = memif_agent(&link, "server", B_IP);
-    wait_for_socket(&link);
-    let a = memif_agent(&link, "client", A_IP);
+    let (b, a) = memif_pair(&link, B_IP, A_IP);
     let (_a_client, mut b_client) = (a.serving().await, b.serving().await);
     let socket = a.run_dir().join("agent.sock");
     let logs = || format!("A:\n{}\nB:\n{}", a.log(), b.log());

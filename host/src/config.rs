@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use agent_proto::file_error::FileError;
 use serde::{Deserialize, Serialize};
 
 /// The file `dpdkhost` reads from the current directory when `--config` is not given.
@@ -17,14 +18,8 @@ pub const BUILTIN_IMAGE: &str = "debian-12";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] FileError),
     /// The file is not TOML of this schema (unknown key, wrong type).
     #[error("{path} is not a valid dpdkhost configuration")]
     Parse {
@@ -349,10 +344,7 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(FileError::of("read", path))?;
         Config::parse(&text).map_err(|err| match err {
             ConfigError::Parse { source, .. } => ConfigError::Parse {
                 path: path.to_owned(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use agent_proto::file_error::FileError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -169,16 +170,8 @@ fn has_subordinate_range(text: &str, user: &str, uid: u32) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// A file operation failed.
-    #[error("cannot {what} {path}")]
-    Io {
-        /// What was attempted.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// A helper program is missing.
     #[error("`{program}` is not installed; run scripts/setup (Debian package {package})")]
     MissingTool {
@@ -240,8 +233,8 @@ pub enum ImageError {
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
-    let path = path.to_owned();
-    move |source| ImageError::Io { what, path, source }
+    let error = FileError::of(what, path);
+    move |source| error(source).into()
 }
 
 /// Disk format of a base image.

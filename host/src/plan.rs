@@ -172,30 +172,25 @@ pub struct KernelPorts {
     given: Vec<u16>,
 }
 
-impl PortSource for KernelPorts {
-    fn tcp(&mut self) -> u16 {
+impl KernelPorts {
+    /// Binds port 0 with `bind` until the kernel picks a port not handed out yet.
+    fn take(&mut self, bind: impl Fn() -> std::io::Result<std::net::SocketAddr>) -> u16 {
         loop {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .unwrap_or(0);
+            let port = bind().map(|a| a.port()).unwrap_or(0);
             if port != 0 && !self.given.contains(&port) {
                 self.given.push(port);
                 return port;
             }
         }
     }
+}
+
+impl PortSource for KernelPorts {
+    fn tcp(&mut self) -> u16 {
+        self.take(|| std::net::TcpListener::bind("127.0.0.1:0")?.local_addr())
+    }
     fn udp(&mut self) -> u16 {
-        loop {
-            let port = std::net::UdpSocket::bind("127.0.0.1:0")
-                .and_then(|s| s.local_addr())
-                .map(|a| a.port())
-                .unwrap_or(0);
-            if port != 0 && !self.given.contains(&port) {
-                self.given.push(port);
-                return port;
-            }
-        }
+        self.take(|| std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr())
     }
 }
 
@@ -650,21 +645,8 @@ mod tests {
         }
     }
 
-    /// The plan for a lab that does not exist yet (ports from 40000).
-    fn fresh(config: &Config) -> Plan {
-        make(
-            config,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &Found::default(),
-            &mut Seq(40000),
-        )
-    }
-
-    /// The plan over what `found` holds (new ports from 50000).
-    fn plan_over(config: &Config, found: &Found, image_ready: bool) -> Plan {
+    /// The plan for lab "t" over what `found` holds, new ports counted from `ports`.
+    fn plan_from(config: &Config, found: &Found, image_ready: bool, ports: u16) -> Plan {
         make(
             config,
             "t",
@@ -672,8 +654,18 @@ mod tests {
             "debian-12",
             image_ready,
             found,
-            &mut Seq(50000),
+            &mut Seq(ports),
         )
+    }
+
+    /// The plan for a lab that does not exist yet (ports from 40000).
+    fn fresh(config: &Config) -> Plan {
+        plan_from(config, &Found::default(), true, 40000)
+    }
+
+    /// The plan over what `found` holds (new ports from 50000).
+    fn plan_over(config: &Config, found: &Found, image_ready: bool) -> Plan {
+        plan_from(config, found, image_ready, 50000)
     }
 
     fn tcg() -> Decision {
@@ -686,15 +678,7 @@ mod tests {
     #[test]
     fn fresh_user_mode_plan() {
         let config = Config::parse("vm_count = 3").unwrap();
-        let plan = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            false,
-            &Found::default(),
-            &mut Seq(40000),
-        );
+        let plan = plan_from(&config, &Found::default(), false, 40000);
         assert_eq!(
             plan.actions,
             [
@@ -758,6 +742,15 @@ mod tests {
         }
     }
 
+    /// The default lab, made and running: its configuration, the plan that made it
+    /// and what `find` reports of it.
+    fn running_default() -> (Config, Plan, Found) {
+        let config = Config::default();
+        let first = fresh(&config);
+        let found = found_from(&first, true);
+        (config, first, found)
+    }
+
     /// What `find` reports for a nat-mode lab made from `plan`: its domains and both
     /// networks (running).
     fn nat_found_from(plan: &Plan, active: bool) -> Found {
@@ -770,9 +763,7 @@ mod tests {
 
     #[test]
     fn a_changed_key_is_shown_per_vm_and_replaces_the_vm() {
-        let config = Config::default();
-        let first = fresh(&config);
-        let found = found_from(&first, true);
+        let (config, _, found) = running_default();
         for (key, change) in [
             (
                 "vcpus",
@@ -851,9 +842,7 @@ mod tests {
 
     #[test]
     fn a_new_base_image_names_the_running_vms_it_recreates() {
-        let config = Config::default();
-        let first = fresh(&config);
-        let found = found_from(&first, true);
+        let (config, _, found) = running_default();
         let plan = plan_over(&config, &found, false);
         assert_eq!(plan.recreated_for_image, ["vm1", "vm2"]);
         assert!(
@@ -864,9 +853,7 @@ mod tests {
 
     #[test]
     fn up_twice_changes_nothing_and_keeps_ports() {
-        let config = Config::default();
-        let first = fresh(&config);
-        let found = found_from(&first, true);
+        let (config, first, found) = running_default();
         let second = plan_over(&config, &found, true);
         assert!(second.is_noop(), "{:?}", second.actions);
         assert_eq!(second.vms, first.vms, "same layout and ports");
@@ -876,9 +863,7 @@ mod tests {
 
     #[test]
     fn half_made_environment_is_completed_consistently() {
-        let config = Config::default();
-        let first = fresh(&config);
-        let mut found = found_from(&first, true);
+        let (config, first, mut found) = running_default();
         found.domains.retain(|d| d.index == 1);
         let again = plan_over(&config, &found, true);
         assert_eq!(again.actions, [Action::CreateVm(2), Action::StartVm(2)]);
@@ -893,15 +878,7 @@ mod tests {
     #[test]
     fn nat_mode_plan() {
         let config = Config::parse("network = \"nat\"").unwrap();
-        let plan = make(
-            &config,
-            "t",
-            &tcg(),
-            "debian-12",
-            false,
-            &Found::default(),
-            &mut Seq(40000),
-        );
+        let plan = plan_from(&config, &Found::default(), false, 40000);
         assert!(plan.actions.contains(&Action::CreateNetworks));
         let vm = &plan.vms[1];
         assert_eq!(vm.mgmt_ip, Ipv4Addr::new(192, 168, 150, 12));
@@ -919,12 +896,12 @@ mod tests {
         let first = fresh(&config);
         let names = Names::new("t");
         let found = nat_found_from(&first, true);
-        let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        let again = plan_from(&config, &found, true, 0);
         assert!(again.is_noop(), "{:?}", again.actions);
         // Rebooted: domains shut off, networks defined but stopped (no autostart).
         let mut found = nat_found_from(&first, false);
         found.inactive_networks = found.networks.clone();
-        let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        let again = plan_from(&config, &found, true, 0);
         assert_eq!(
             again.actions,
             [
@@ -936,7 +913,7 @@ mod tests {
         // One of them stopped is enough.
         let mut found = nat_found_from(&first, true);
         found.inactive_networks = vec![names.data_network()];
-        let again = make(&config, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        let again = plan_from(&config, &found, true, 0);
         assert_eq!(again.actions, [Action::CreateNetworks]);
     }
 
@@ -944,15 +921,7 @@ mod tests {
     fn nat_mode_reserves_addresses_for_vms_added_later_and_refuses_a_moved_subnet() {
         use crate::provision::network;
         let two = Config::parse("network = \"nat\"\nvm_count = 2").unwrap();
-        let first = make(
-            &two,
-            "t",
-            &tcg(),
-            "debian-12",
-            true,
-            &Found::default(),
-            &mut Seq(0),
-        );
+        let first = plan_from(&two, &Found::default(), true, 0);
         let names = Names::new("t");
         let hosts: Vec<Reservation> = first.vms.iter().map(VmPlan::mgmt_reservation).collect();
         let mut found = nat_found_from(&first, true);
@@ -961,11 +930,11 @@ mod tests {
             &two.nat_subnet,
             &hosts,
         )));
-        let again = make(&two, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        let again = plan_from(&two, &found, true, 0);
         assert!(again.is_noop(), "{:?}", again.actions);
 
         let three = Config::parse("network = \"nat\"\nvm_count = 3").unwrap();
-        let more = make(&three, "t", &tcg(), "debian-12", true, &found, &mut Seq(0));
+        let more = plan_from(&three, &found, true, 0);
         assert_eq!(
             more.actions,
             [

@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use agent_proto::file_error::FileError;
 use serde::{Deserialize, Serialize};
 
 use crate::accel::Accel;
@@ -14,16 +15,8 @@ use crate::config::NetworkMode;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// A file operation failed.
-    #[error("cannot {what} {path}")]
-    Io {
-        /// What was attempted.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// state.json is not valid.
     #[error("{path} is not a valid dpdkhost state file")]
     Parse {
@@ -39,8 +32,8 @@ pub enum StateError {
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
-    let path = path.to_owned();
-    move |source| StateError::Io { what, path, source }
+    let error = FileError::of(what, path);
+    move |source| error(source).into()
 }
 
 /// Where an environment's files live.

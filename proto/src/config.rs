@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::file_error::FileError;
+
 /// Where the agent reads its configuration in a VM.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/dpdk-agent/agent.toml";
 
@@ -63,14 +65,8 @@ pub struct TlsPaths {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] FileError),
     /// The file is not valid TOML for this schema.
     #[error("{path} is not a valid agent configuration")]
     Parse {
@@ -93,10 +89,7 @@ pub enum ConfigError {
 impl AgentConfig {
     /// Reads and validates the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(FileError::of("read", path))?;
         let config: AgentConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source,

@@ -7,6 +7,7 @@ pub mod cli_docs;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;
+pub mod file_error;
 pub mod histogram;
 pub mod lockfile;
 pub mod mac;

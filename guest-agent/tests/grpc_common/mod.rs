@@ -321,6 +321,25 @@ pub fn assert_status<T: std::fmt::Debug>(
     }
 }
 
+/// Asserts that PingPong (to `peer_ip`), Bench and Reflect are each refused as a
+/// FailedPrecondition whose message contains `needle`: what an agent answers while
+/// its data port is busy or missing.
+pub async fn assert_workloads_refused(client: &mut AgentClient, peer_ip: &str, needle: &str) {
+    let code = tonic::Code::FailedPrecondition;
+    let pingpong = agent_proto::v1::PingPongRequest {
+        peer_ip: peer_ip.into(),
+        count: 10,
+        ..Default::default()
+    };
+    assert_status(client.pingpong(pingpong, |_| {}).await, code, needle);
+    let bench = agent_proto::v1::BenchRequest {
+        mode: agent_proto::v1::BenchMode::Rx.into(),
+        ..Default::default()
+    };
+    assert_status(client.bench(bench, |_| {}).await, code, needle);
+    assert_status(client.reflect().await, code, needle);
+}
+
 /// `dpdk-agent --selftest --json` through the serving agent's control socket (no
 /// config file: only the socket and `extra` say what to test).
 #[allow(dead_code)] // not every test binary that includes this module calls it
@@ -388,6 +407,21 @@ pub fn memif_agent(socket: &Path, role: &str, ip: &str) -> Agent {
         ],
         ..AgentOptions::default()
     })
+}
+
+/// The memif server agent at `ip` on `socket`, returned once the socket exists: the
+/// memif client does not retry.
+pub fn memif_server(socket: &Path, ip: &str) -> Agent {
+    let server = memif_agent(socket, "server", ip);
+    wait_for_socket(socket);
+    server
+}
+
+/// Two agents on the memif link at `socket`: (server at `server_ip`, client at
+/// `client_ip`).
+pub fn memif_pair(socket: &Path, server_ip: &str, client_ip: &str) -> (Agent, Agent) {
+    let server = memif_server(socket, server_ip);
+    (server, memif_agent(socket, "client", client_ip))
 }
 
 /// The memif client does not retry: start it once the server's socket exists.

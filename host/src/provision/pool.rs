@@ -317,21 +317,37 @@ fn write_local(
     if nix::unistd::geteuid().as_raw() != qemu.uid {
         std::os::unix::fs::fchown(&out, Some(qemu.uid), Some(qemu.gid)).map_err(io)?;
     }
+    let sha256 = copy_hashed(src, len, progress, io, |chunk| {
+        out.write_all(chunk).map_err(io)
+    })?;
+    out.flush().map_err(io)?;
+    Ok((path, sha256))
+}
+
+/// Copies `src` into `sink` in 4 MiB chunks, reporting progress against `len`, and
+/// returns the sha256 of what it copied: the check costs no second read of a
+/// multi-gigabyte image.
+fn copy_hashed(
+    src: &mut dyn Read,
+    len: u64,
+    progress: &dyn Progress,
+    read_error: impl Fn(std::io::Error) -> ProvisionError,
+    mut sink: impl FnMut(&[u8]) -> Result<(), ProvisionError>,
+) -> Result<String, ProvisionError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
     let mut done = 0u64;
     loop {
-        let n = src.read(&mut buf).map_err(io)?;
+        let n = src.read(&mut buf).map_err(&read_error)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io)?;
+        sink(&buf[..n])?;
         done += n as u64;
         progress.bytes(done, len);
     }
-    out.flush().map_err(io)?;
-    Ok((path, hex::encode(hasher.finalize())))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Makes the pool see files written into its directory.
@@ -393,29 +409,23 @@ pub fn upload_bytes(
     name: &str,
     bytes: &[u8],
 ) -> Result<PathBuf, ProvisionError> {
-    let Destination {
-        pool,
-        transfer,
-        qemu,
-    } = *dest;
     let len = bytes.len() as u64;
-    if let Transfer::Local(dir) = transfer {
-        let (path, _) = write_local(
-            pool,
-            dir,
-            name,
-            &mut &bytes[..],
-            len,
-            &crate::image::Quiet,
-            qemu,
-        )?;
-        return Ok(path);
-    }
-    let (vol, stream) = start_upload(conn, pool, name, len, qemu)?;
-    for chunk in bytes.chunks(1 << 20) {
-        send_all(&stream, chunk, name)?;
-    }
-    finish_upload(stream, &vol, name)
+    // Reading a slice cannot fail.
+    let io = |source| ProvisionError::Io {
+        path: PathBuf::from(name),
+        source,
+    };
+    let unchecked = |_| Ok(());
+    store(
+        conn,
+        dest,
+        name,
+        &mut &bytes[..],
+        len,
+        &crate::image::Quiet,
+        io,
+        unchecked,
+    )
 }
 
 /// Stores file `src` as volume `name`, checking its sha256 on the way; returns the path.
@@ -427,49 +437,60 @@ pub fn upload_file(
     sha256: &str,
     progress: &dyn Progress,
 ) -> Result<PathBuf, ProvisionError> {
-    let Destination {
-        pool,
-        transfer,
-        qemu,
-    } = *dest;
     let io = |source| ProvisionError::Io {
         path: src.to_owned(),
         source,
     };
     let mut file = std::fs::File::open(src).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
-    let mismatch = |actual: String| ProvisionError::Checksum {
-        path: src.to_owned(),
-        expected: sha256.to_owned(),
-        actual,
+    let matches = |actual: String| {
+        if actual == sha256 {
+            return Ok(());
+        }
+        Err(ProvisionError::Checksum {
+            path: src.to_owned(),
+            expected: sha256.to_owned(),
+            actual,
+        })
     };
+    store(conn, dest, name, &mut file, len, progress, io, matches)
+}
+
+/// Copies `src` (`len` bytes) into volume `name` by the destination's transfer;
+/// returns the volume's path. `accept` judges the sha256 of what was copied before
+/// the volume is kept: refused, the volume is removed and its Err returned.
+#[allow(clippy::too_many_arguments)]
+fn store(
+    conn: &Connect,
+    dest: &Destination<'_>,
+    name: &str,
+    src: &mut dyn Read,
+    len: u64,
+    progress: &dyn Progress,
+    read_error: impl Fn(std::io::Error) -> ProvisionError,
+    accept: impl FnOnce(String) -> Result<(), ProvisionError>,
+) -> Result<PathBuf, ProvisionError> {
+    let Destination {
+        pool,
+        transfer,
+        qemu,
+    } = *dest;
     if let Transfer::Local(dir) = transfer {
-        let (path, actual) = write_local(pool, dir, name, &mut file, len, progress, qemu)?;
-        if actual != sha256 {
+        let (path, actual) = write_local(pool, dir, name, src, len, progress, qemu)?;
+        if let Err(refused) = accept(actual) {
             let _ = std::fs::remove_file(&path);
-            return Err(mismatch(actual));
+            return Err(refused);
         }
         return Ok(path);
     }
     let (vol, stream) = start_upload(conn, pool, name, len, qemu)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut done = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        send_all(&stream, &buf[..n], name)?;
-        done += n as u64;
-        progress.bytes(done, len);
-    }
-    let actual = hex::encode(hasher.finalize());
-    if actual != sha256 {
+    let actual = copy_hashed(src, len, progress, read_error, |chunk| {
+        send_all(&stream, chunk, name)
+    })?;
+    if let Err(refused) = accept(actual) {
         let _ = stream.abort();
         let _ = delete_volume(pool, name);
-        return Err(mismatch(actual));
+        return Err(refused);
     }
     finish_upload(stream, &vol, name)
 }
@@ -623,17 +644,48 @@ mod tests {
         );
     }
 
-    #[test]
-    fn pool_lifecycle_on_the_test_driver() {
+    /// A connection to the test driver and pool `name` made on it, its directory
+    /// /var/lib/`name` (which the test driver does not create).
+    fn test_driver_pool(name: &str) -> (Connect, StoragePool) {
         virt::error::clear_error_callback();
         let conn = Connect::open(Some("test:///default")).unwrap();
-        let pool = ensure(
-            &conn,
-            "dpdkhost-test",
-            Path::new("/var/lib/dpdkhost-test"),
-            QEMU,
-        )
-        .unwrap();
+        let pool = ensure(&conn, name, &Path::new("/var/lib").join(name), QEMU).unwrap();
+        (conn, pool)
+    }
+
+    /// The test driver has no upload streams: this covers the local transfer.
+    #[test]
+    fn local_uploads_keep_only_what_matches_its_sha256() {
+        let (conn, pool) = test_driver_pool("dpdkhost-upload-test");
+        let dir = tempfile::tempdir().unwrap();
+        let transfer = Transfer::Local(dir.path().to_owned());
+        let dest = Destination {
+            pool: &pool,
+            transfer: &transfer,
+            qemu: QEMU,
+        };
+        let seed = upload_bytes(&conn, &dest, "dpdkhost-t-seed.img", b"seed").unwrap();
+        assert_eq!(seed, dir.path().join("dpdkhost-t-seed.img"));
+        assert_eq!(std::fs::read(&seed).unwrap(), b"seed");
+
+        let src = dir.path().join("image.raw");
+        std::fs::write(&src, b"image").unwrap();
+        let sha256 = hex::encode(Sha256::digest(b"image"));
+        let quiet = &crate::image::Quiet;
+        let base = upload_file(&conn, &dest, "dpdkhost-t-base.raw", &src, &sha256, quiet);
+        assert_eq!(std::fs::read(base.unwrap()).unwrap(), b"image");
+        let wrong = "0".repeat(64);
+        let error = upload_file(&conn, &dest, "dpdkhost-t-bad.raw", &src, &wrong, quiet);
+        assert!(
+            matches!(error, Err(ProvisionError::Checksum { ref actual, .. }) if *actual == sha256),
+            "{error:?}"
+        );
+        assert!(!dir.path().join("dpdkhost-t-bad.raw").exists(), "removed");
+    }
+
+    #[test]
+    fn pool_lifecycle_on_the_test_driver() {
+        let (conn, pool) = test_driver_pool("dpdkhost-test");
         assert!(pool.is_active().unwrap());
         assert_eq!(
             target_path(&pool).unwrap(),

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use hdrhistogram::Histogram;
 
-use super::{BenchDirection, Latency, ResultsError, RunRecord, RunResult};
+use super::{BenchDirection, BenchSecond, Latency, ResultsError, RunRecord, RunResult};
 
 const WIDTH: f64 = 900.0;
 const PANEL_HEIGHT: f64 = 420.0;
@@ -269,24 +269,20 @@ fn rate_panel(directions: &[(String, &BenchDirection)]) -> Panel {
                 .max()
                 .unwrap_or(1),
         );
-        series.push(Series {
-            label: format!("{label} tx"),
-            points: direction
-                .per_second
-                .iter()
-                .map(|s| (s.second as f64, s.tx_pps as f64))
-                .collect(),
-            dashed: true,
-        });
-        series.push(Series {
-            label: format!("{label} rx"),
-            points: direction
-                .per_second
-                .iter()
-                .map(|s| (s.second as f64, s.rx_pps as f64))
-                .collect(),
-            dashed: false,
-        });
+        type Rate = fn(&BenchSecond) -> u64;
+        let sides: [(&str, Rate, bool); 2] =
+            [("tx", |s| s.tx_pps, true), ("rx", |s| s.rx_pps, false)];
+        for (side, rate, dashed) in sides {
+            series.push(Series {
+                label: format!("{label} {side}"),
+                points: direction
+                    .per_second
+                    .iter()
+                    .map(|s| (s.second as f64, rate(s) as f64))
+                    .collect(),
+                dashed,
+            });
+        }
     }
     let summary = directions
         .iter()
