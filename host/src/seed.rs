@@ -423,7 +423,7 @@ pub(crate) mod tests {
         assert!(boot.contains("mount -o ro") && boot.contains("dpdkhost-install.sh"));
         let install = INSTALL_AGENT;
         assert!(install.contains("systemctl --no-block start dpdk-agent.service"));
-        assert!(install.contains("systemctl enable --no-reload dpdk-agent.service"));
+        assert!(install.contains("/etc/systemd/system/multi-user.target.wants/dpdk-agent.service"));
         assert!(install.contains("sha256sum"));
         assert!(install.contains(r#"-ge "$HUGEPAGES" ]"#));
         assert!(install_env(64, &s.network).contains("HUGEPAGES=64\n"));
