@@ -70,10 +70,11 @@ as_user image build 2>&1 | tee "$home/image-build.txt" | tail -n 3
 grep -q "mmdebstrap (unshare mode)" "$home/image-build.txt"
 echo "rootless: image built as $user in $(( $(date +%s) - build_start )) s"
 
-step "doctor names the session daemon as the default without root"
+step "doctor names the session daemon as the default without root, and the unshare-mode image build"
 as_user doctor 2>&1 | tee "$home/doctor.txt" | grep -i "libvirt" || true
 grep -q "qemu:///session" "$home/doctor.txt"
 grep -q "default without root" "$home/doctor.txt"
+grep -q "mmdebstrap unshare mode" "$home/doctor.txt"
 
 step "up -y --no-kvm with no configuration"
 as_user up -y --no-kvm

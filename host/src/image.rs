@@ -153,6 +153,18 @@ impl Builder {
     }
 }
 
+/// How `image build` would build the built-in image for this user, and why: root mode
+/// as root, unshare mode (with the user's subordinate ids) without; the error says what
+/// an unprivileged build lacks.
+pub fn build_mode() -> Result<String, ImageError> {
+    Ok(match Builder::for_this_user()? {
+        Builder::Root => "mmdebstrap root mode (running as root)".to_owned(),
+        Builder::Unprivileged => "mmdebstrap unshare mode: not root, so a user namespace \
+             over this user's subordinate ids (/etc/subuid, /etc/subgid)"
+            .to_owned(),
+    })
+}
+
 /// Whether an /etc/subuid (or subgid) text gives `user` (by name or uid) a range of at
 /// least 65536 ids, as a Debian rootfs needs (its system users and nobody).
 fn has_subordinate_range(text: &str, user: &str, uid: u32) -> bool {

@@ -183,6 +183,17 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
         None,
     ));
     let store = ImageStore::new(ctx.paths.image_cache.clone());
+    if matches!(c.image, ImageSource::Builtin(_)) {
+        out.push(match image::build_mode() {
+            Ok(mode) => check("image build", Pass, mode, None),
+            Err(e) => check(
+                "image build",
+                Warn,
+                e.to_string(),
+                Some("needed only when the image is not cached (or was made by an older dpdkhost)"),
+            ),
+        });
+    }
     match &c.image {
         ImageSource::Builtin(name) => match store.manifest(name) {
             Ok(Some(m)) => {
