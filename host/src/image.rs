@@ -142,6 +142,7 @@ impl Builder {
             Self::Root => std::fs::remove_dir_all(dir).is_ok(),
             Self::Unprivileged => self
                 .command("rm")
+                .env("PATH", tool_path())
                 .arg("-rf")
                 .arg(dir)
                 .status()
@@ -395,10 +396,23 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+/// PATH for the image tools: the caller's, with the sbin directories after it. A
+/// user's PATH on Debian lacks them, and mkfs.ext4 and chroot (the customize hook's)
+/// live there.
+pub fn tool_path() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    for sbin in ["/usr/sbin", "/sbin"] {
+        if !dirs.iter().any(|d| d == Path::new(sbin)) {
+            dirs.push(sbin.into());
+        }
+    }
+    std::env::join_paths(dirs).unwrap_or(path)
+}
+
+/// Whether `program` is on [`tool_path`].
+pub fn which(program: &str) -> bool {
+    std::env::split_paths(&tool_path()).any(|d| d.join(program).is_file())
 }
 
 fn require(program: &'static str, package: &'static str) -> Result<(), ImageError> {
@@ -411,6 +425,7 @@ fn require(program: &'static str, package: &'static str) -> Result<(), ImageErro
 
 /// Runs `cmd`, appending its output to `log`, reporting each line as detail.
 fn run_logged(mut cmd: Command, log: &Path, progress: &dyn Progress) -> Result<(), ImageError> {
+    cmd.env("PATH", tool_path());
     let shown = format!("{cmd:?}").replace('"', "");
     let mut log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -851,6 +866,16 @@ mod tests {
         );
         let sums = std::fs::read_to_string(dir.path().join("debian-12/SHA256SUMS")).unwrap();
         assert!(sums.contains("  vmlinuz\n"));
+    }
+
+    #[test]
+    fn image_tools_are_found_in_sbin_with_a_users_path() {
+        let path = tool_path();
+        let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        assert!(dirs.contains(&PathBuf::from("/usr/sbin")), "{path:?}");
+        assert!(dirs.contains(&PathBuf::from("/sbin")), "{path:?}");
+        let once = dirs.iter().filter(|d| *d == Path::new("/usr/sbin")).count();
+        assert_eq!(once, 1, "{path:?}");
     }
 
     #[test]

@@ -63,14 +63,9 @@ fn free_bytes(path: &Path) -> Option<(PathBuf, u64)> {
     Some((p, s.blocks_available() * s.fragment_size()))
 }
 
-/// Whether `program` is on PATH or in an sbin directory (where dnsmasq and iptables
-/// live, and which a user's PATH often lacks; libvirtd finds them there).
-fn which(program: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .any(|dir| dir.join(program).is_file())
-}
+// `which` looks in the sbin directories too: dnsmasq and iptables live there, a
+// user's PATH often lacks them, and libvirtd finds them there.
+use crate::image::which;
 
 /// All checks.
 pub fn checks(ctx: &Context) -> Vec<Check> {
