@@ -122,7 +122,7 @@ impl Builder {
     /// `program`, run in a user namespace that maps the user to root and the
     /// subordinate ids after it when unprivileged.
     fn command(self, program: &str) -> Command {
-        match self {
+        let mut cmd = match self {
             Self::Root => Command::new(program),
             Self::Unprivileged => {
                 let mut cmd = Command::new("unshare");
@@ -130,7 +130,9 @@ impl Builder {
                     .arg(program);
                 cmd
             }
-        }
+        };
+        cmd.env("PATH", tool_path());
+        cmd
     }
 
     /// Removes a build tree; unprivileged, in the namespace whose ids own its files.
@@ -142,7 +144,6 @@ impl Builder {
             Self::Root => std::fs::remove_dir_all(dir).is_ok(),
             Self::Unprivileged => self
                 .command("rm")
-                .env("PATH", tool_path())
                 .arg("-rf")
                 .arg(dir)
                 .status()
@@ -315,6 +316,20 @@ impl Manifest {
         self.recipe.as_deref() == Some(builtin_recipe().as_str())
     }
 }
+
+/// What the cache holds of a built-in image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CachedBuiltin {
+    /// Nothing: `up` builds it.
+    Missing,
+    /// Made by another recipe (see [`STALE`]): `up` builds it again.
+    Stale(Manifest),
+    /// Made by this dpdkhost's recipe.
+    Current(Manifest),
+}
+
+/// How a stale built-in image is described, after its name.
+pub const STALE: &str = "was built by another recipe (an older dpdkhost)";
 
 /// A base image ready to upload into a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -495,6 +510,15 @@ impl ImageStore {
             .map_err(|source| ImageError::Manifest { path, source })
     }
 
+    /// What the cache holds of built-in image `name`.
+    pub fn builtin(&self, name: &str) -> Result<CachedBuiltin, ImageError> {
+        Ok(match self.manifest(name)? {
+            None => CachedBuiltin::Missing,
+            Some(m) if m.is_current_builtin() => CachedBuiltin::Current(m),
+            Some(m) => CachedBuiltin::Stale(m),
+        })
+    }
+
     /// Every cached image.
     pub fn list(&self) -> Result<Vec<Manifest>, ImageError> {
         let entries = match std::fs::read_dir(&self.dir) {
@@ -520,7 +544,7 @@ impl ImageStore {
     pub fn is_ready(&self, source: &ImageSource) -> bool {
         match source {
             ImageSource::Builtin(name) => {
-                matches!(self.manifest(name), Ok(Some(m)) if m.is_current_builtin())
+                matches!(self.builtin(name), Ok(CachedBuiltin::Current(_)))
             }
             ImageSource::Url { sha256, .. } => {
                 matches!(self.manifest(&url_name(sha256)), Ok(Some(_)))
@@ -537,19 +561,14 @@ impl ImageStore {
     ) -> Result<BaseImage, ImageError> {
         match source {
             ImageSource::Builtin(name) => {
-                match self.manifest(name)? {
-                    None => {
-                        progress.stage(&format!("image {name} is not cached: building it"));
-                        self.build_debian(progress)?;
-                    }
-                    Some(m) if !m.is_current_builtin() => {
-                        progress.stage(&format!(
-                            "image {name} was built by another recipe (an older dpdkhost): \
-                             building it again"
-                        ));
-                        self.build_debian(progress)?;
-                    }
-                    Some(_) => {}
+                let why = match self.builtin(name)? {
+                    CachedBuiltin::Current(_) => None,
+                    CachedBuiltin::Missing => Some("is not cached: building it".to_owned()),
+                    CachedBuiltin::Stale(_) => Some(format!("{STALE}: building it again")),
+                };
+                if let Some(why) = why {
+                    progress.stage(&format!("image {name} {why}"));
+                    self.build_debian(progress)?;
                 }
                 self.cached(name)
             }
@@ -843,6 +862,10 @@ mod tests {
         assert_eq!(store.list().unwrap(), vec![m.clone()]);
         // Made before recipes were recorded: stale, built again before use.
         assert!(!store.is_ready(&ImageSource::Builtin("debian-12".into())));
+        assert_eq!(
+            store.builtin("debian-12").unwrap(),
+            CachedBuiltin::Stale(m.clone())
+        );
         let current = Manifest {
             recipe: Some(builtin_recipe()),
             ..m.clone()

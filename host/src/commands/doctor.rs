@@ -198,8 +198,8 @@ pub fn checks(ctx: &Context) -> Vec<Check> {
                         "image",
                         Warn,
                         format!(
-                            "{name} cached, but built by another recipe (an older dpdkhost): \
-                             up builds it again (~90 s)"
+                            "{name} cached, but {}: up builds it again (~90 s)",
+                            image::STALE
                         ),
                         Some("dpdkhost image build"),
                     )),

@@ -7,17 +7,14 @@ use anyhow::Context as _;
 use crate::cli::ImageBuildArgs;
 use crate::config::BUILTIN_IMAGE;
 use crate::context::Context;
-use crate::image::{ImageStore, Progress as _};
+use crate::image::{CachedBuiltin, ImageStore, Progress as _, STALE};
 use crate::ui::{self, Spinner};
 
 /// Runs `image build`.
 pub fn build(args: ImageBuildArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ImageStore::new(ctx.paths.image_cache.clone());
-    if !args.force {
-        if let Some(m) = store
-            .manifest(BUILTIN_IMAGE)?
-            .filter(|m| m.is_current_builtin())
-        {
+    let stale = match store.builtin(BUILTIN_IMAGE)? {
+        CachedBuiltin::Current(m) if !args.force => {
             if ctx.json {
                 ui::print_json(&m);
             } else {
@@ -29,12 +26,12 @@ pub fn build(args: ImageBuildArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-    }
+        CachedBuiltin::Stale(_) => !args.force,
+        _ => false,
+    };
     let spinner = Spinner::new(ctx.json);
-    if !args.force && store.manifest(BUILTIN_IMAGE)?.is_some() {
-        spinner.stage(&format!(
-            "{BUILTIN_IMAGE} was built by another recipe (an older dpdkhost): building it again"
-        ));
+    if stale {
+        spinner.stage(&format!("{BUILTIN_IMAGE} {STALE}: building it again"));
     }
     let start = std::time::Instant::now();
     let m = store.build_debian(&spinner).context("image build failed")?;
