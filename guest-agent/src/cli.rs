@@ -166,6 +166,10 @@ pub struct BenchArgs {
     /// Seconds to keep receiving after sending ends.
     #[arg(long, default_value_t = 0.5)]
     pub drain: f64,
+    /// Latency probes per second alongside the load (tx, both; 1..=100000): the
+    /// receiver returns them and their round trips are printed.
+    #[arg(long)]
+    pub probe_rate: Option<u32>,
 }
 
 /// `dpdk-agent reflect`.

@@ -268,6 +268,8 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         count: args.count,
         burst: args.burst,
         drain: seconds(args.drain, "drain")?,
+        probe_rate_pps: args.probe_rate,
+        probe_only: false,
     };
     // Before EAL: a bad parameter should not cost an EAL start.
     params.validate()?;
@@ -313,6 +315,27 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         c.rx_other,
         c.rx_packets as f64 / active
     );
+    if c.send_elapsed > Duration::ZERO {
+        let send_secs = c.send_elapsed.as_secs_f64();
+        let offered = c.tx_packets as f64 / send_secs;
+        print!("send_s={send_secs:.6} offered_pps={offered:.0}");
+        match params.rate_pps {
+            Some(rate) => println!(" pacing_error={:.5}", offered / rate as f64 - 1.0),
+            None => println!(),
+        }
+    }
+    if c.probes_sent > 0 || c.probes_reflected > 0 {
+        let rtt = &report.probe_rtt;
+        println!(
+            "probes_sent={} probes_returned={} probes_reflected={} rtt_p50_ns={} rtt_p99_ns={} rtt_max_ns={} (TSC)",
+            c.probes_sent,
+            c.probes_returned,
+            c.probes_reflected,
+            rtt.value_at_quantile(0.5),
+            rtt.value_at_quantile(0.99),
+            rtt.max()
+        );
+    }
     let p = &report.port;
     println!(
         "port ipackets={} opackets={} imissed={} ierrors={} oerrors={} rx_nombuf={}",

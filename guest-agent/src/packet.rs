@@ -34,6 +34,12 @@ pub const ARP_LEN: usize = 28;
 pub const ETH_MIN_FRAME: usize = 60;
 /// UDP source and destination port of test traffic.
 pub const TEST_UDP_PORT: u16 = 9;
+/// UDP destination port of a latency probe sent alongside a bench's load (echo): the
+/// receiver returns it with addresses and ports swapped.
+pub const PROBE_UDP_PORT: u16 = 7;
+/// UDP source port of a latency probe, so that the returned probe (to this port) is
+/// told apart from the load and from probes still on their way out.
+pub const PROBE_SOURCE_PORT: u16 = 49_207;
 /// First four bytes of every test payload: "DPKH".
 pub const PAYLOAD_MAGIC: u32 = 0x4450_4b48;
 
@@ -644,6 +650,39 @@ pub fn peek_test_seq(frame: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(seq))
 }
 
+/// Which way a latency probe is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeLeg {
+    /// On its way to the receiver, which returns it.
+    Out,
+    /// Returned to its sender.
+    Back,
+}
+
+/// A latency probe's direction and send time, read cheaply like [`peek_test_seq`]:
+/// IPv4/UDP (no options) with our magic, from [`PROBE_SOURCE_PORT`] to
+/// [`PROBE_UDP_PORT`] (out) or the reverse (back).
+#[inline]
+pub fn peek_probe(frame: &[u8]) -> Option<(ProbeLeg, u64)> {
+    if frame.len() < UDP_FRAME_OVERHEAD + PAYLOAD_HEADER_LEN
+        || be16(frame, 12) != ETHERTYPE_IPV4
+        || frame[ETH_HEADER_LEN] != 0x45
+        || frame[ETH_HEADER_LEN + 9] != IP_PROTO_UDP
+        || frame[UDP_FRAME_OVERHEAD..SEQ_OFFSET] != PAYLOAD_MAGIC.to_be_bytes()
+    {
+        return None;
+    }
+    let udp = ETH_HEADER_LEN + IPV4_HEADER_LEN;
+    let leg = match (be16(frame, udp), be16(frame, udp + 2)) {
+        (PROBE_SOURCE_PORT, PROBE_UDP_PORT) => ProbeLeg::Out,
+        (PROBE_UDP_PORT, PROBE_SOURCE_PORT) => ProbeLeg::Back,
+        _ => return None,
+    };
+    let mut tx_ns = [0u8; 8];
+    tx_ns.copy_from_slice(&frame[SEQ_OFFSET + 8..SEQ_OFFSET + 16]);
+    Some((leg, u64::from_be_bytes(tx_ns)))
+}
+
 /// Turns a valid IPv4/UDP frame into its answer in place: swaps MACs, IPs and UDP
 /// ports. Both checksums stay valid (one's-complement sums do not depend on order).
 pub fn swap_udp_in_place(frame: &mut [u8]) -> Result<(), PacketError> {
@@ -829,6 +868,41 @@ mod tests {
         let checksum = !fold(ones_complement_sum(0, icmp));
         icmp[2..4].copy_from_slice(&checksum.to_be_bytes());
         frame
+    }
+
+    #[test]
+    fn a_probe_goes_out_comes_back_swapped_and_is_never_taken_for_load() {
+        let out = UdpEndpoints {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: Ipv4Addr::new(10, 0, 1, 4),
+            dst_ip: Ipv4Addr::new(10, 0, 1, 6),
+            src_port: PROBE_SOURCE_PORT,
+            dst_port: PROBE_UDP_PORT,
+        };
+        let template = TestFrameTemplate::new(128, &out).unwrap();
+        let mut frame = vec![0u8; 128];
+        template.write(&mut frame, 3, 123_456_789).unwrap();
+        assert_eq!(peek_probe(&frame), Some((ProbeLeg::Out, 123_456_789)));
+        assert_eq!(peek_test_seq(&frame), None, "a probe is not a load frame");
+        swap_udp_in_place(&mut frame).unwrap();
+        assert_eq!(peek_probe(&frame), Some((ProbeLeg::Back, 123_456_789)));
+        assert_eq!(peek_test_seq(&frame), None);
+        assert!(
+            matches!(parse(&frame), Ok(Frame::Udp(_))),
+            "checksums still hold"
+        );
+        let load = TestFrameTemplate::new(
+            128,
+            &UdpEndpoints {
+                src_port: TEST_UDP_PORT,
+                dst_port: TEST_UDP_PORT,
+                ..out
+            },
+        )
+        .unwrap();
+        load.write(&mut frame, 3, 1).unwrap();
+        assert_eq!(peek_probe(&frame), None, "a load frame is not a probe");
     }
 
     #[test]

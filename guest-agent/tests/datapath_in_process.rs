@@ -55,6 +55,8 @@ fn bench_params(mode: BenchMode) -> BenchParams {
         count: None,
         burst: 32,
         drain: Duration::from_millis(100),
+        probe_rate_pps: None,
+        probe_only: false,
     }
 }
 
@@ -194,6 +196,7 @@ fn rate_is_held(a: &mut DataPort, b: &mut DataPort) {
         let params = BenchParams {
             rate_pps: Some(20_000),
             duration: Some(Duration::from_secs(1)),
+            probe_rate_pps: Some(1000),
             ..bench_params(BenchMode::Tx)
         };
         let tx = bench(a, &params, &BenchLive::default(), &StopSignal::new());
@@ -208,8 +211,27 @@ fn rate_is_held(a: &mut DataPort, b: &mut DataPort) {
         (18_000..=20_100).contains(&sent),
         "sent {sent} at 20 kpps for 1 s"
     );
-    assert_eq!(rx.counters.rx_packets, sent);
+    assert_eq!(
+        rx.counters.rx_packets, sent,
+        "probes are not counted as load"
+    );
     assert!(!tx.per_second.is_empty(), "a per-second record");
+    // The rate over the time it sent is the rate asked for.
+    let send_secs = tx.counters.send_elapsed.as_secs_f64();
+    assert!((0.99..1.05).contains(&send_secs), "sent for {send_secs} s");
+    let pacing_error = sent as f64 / send_secs / 20_000.0 - 1.0;
+    assert!(pacing_error.abs() < 0.02, "pacing error {pacing_error}");
+    // Every probe went out at its cadence, was returned by the receiver and timed.
+    let probes = tx.counters.probes_sent;
+    assert!(
+        (900..=1001).contains(&probes),
+        "{probes} probes in 1 s at 1000/s"
+    );
+    assert_eq!(rx.counters.probes_reflected, probes);
+    assert_eq!(tx.counters.probes_returned, probes);
+    assert_eq!(tx.probe_rtt.len(), probes);
+    assert!(tx.probe_rtt.min() > 0 && tx.probe_rtt.max() < 1_000_000_000);
+    assert!(rx.probe_rtt.is_empty(), "the receiver sent no probes");
 }
 
 /// Both directions at once: A sends to B's reflector and counts what comes back.
@@ -364,6 +386,18 @@ fn invalid_requests_are_rejected(a: &mut DataPort, b_mac: [u8; 6], eal: &Eal) {
         ..bench_params(BenchMode::Tx)
     };
     assert_eq!(zero_rate.validate().expect_err("rate 0").field, "rate_pps");
+    for (mode, rate) in [
+        (BenchMode::Tx, 0),
+        (BenchMode::Tx, 100_001),
+        (BenchMode::Rx, 10),
+    ] {
+        let params = BenchParams {
+            probe_rate_pps: Some(rate),
+            ..bench_params(mode)
+        };
+        let err = params.validate().expect_err("probe rate refused");
+        assert_eq!(err.field, "probe_rate_pps", "{err}");
+    }
     let no_peer = BenchParams {
         peer_ip: None,
         ..bench_params(BenchMode::Both)

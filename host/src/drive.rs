@@ -38,7 +38,7 @@ pub enum DriveError {
         source: ClientError,
     },
     /// The agent's answer could not be read.
-    #[error("{vm}: the ping-pong histogram cannot be decoded")]
+    #[error("{vm}: a latency histogram from the agent cannot be decoded")]
     Histogram {
         /// The VM.
         vm: String,
@@ -243,6 +243,10 @@ pub struct BenchPlan {
     pub rate_pps: u64,
     /// Both directions at once.
     pub bidirectional: bool,
+    /// Latency probes per second per transmitter alongside the load (0: none).
+    pub probe_rate_pps: u32,
+    /// Send the probes only, no load (latency at 0 % load).
+    pub probe_only: bool,
 }
 
 /// How long receivers keep counting after the transmitters stop.
@@ -283,6 +287,8 @@ pub async fn bench(
             count: 0,
             burst: 0,
             drain_ns: nanos(DRAIN),
+            probe_rate_pps: plan.probe_rate_pps,
+            probe_only: plan.probe_only,
         };
         let (a_request, b_request) = if plan.bidirectional {
             (
@@ -292,6 +298,8 @@ pub async fn bench(
         } else {
             let mut rx = tx_request(a.endpoint.data_ip, v1::BenchMode::Rx);
             rx.peer_ip.clear();
+            rx.probe_rate_pps = 0;
+            rx.probe_only = false;
             rx.duration_ns = nanos(plan.duration + RX_HEAD_START);
             (tx_request(b.endpoint.data_ip, v1::BenchMode::Tx), rx)
         };
@@ -366,34 +374,29 @@ pub async fn bench(
         _ => 0,
     };
     let mut directions = vec![direction(
-        "agent",
         (&a.endpoint, &a_result),
         (&b.endpoint, &b_result),
-        size,
-        plan.duration,
+        plan,
         link_drops(1),
-    )];
+    )?];
     if plan.bidirectional {
         directions.push(direction(
-            "agent",
             (&b.endpoint, &b_result),
             (&a.endpoint, &a_result),
-            size,
-            plan.duration,
+            plan,
             link_drops(0),
-        ));
+        )?);
     }
     Ok(directions)
 }
 
 fn direction(
-    method: &str,
     (tx_vm, tx): (&AgentEndpoint, &v1::BenchResult),
     (rx_vm, rx): (&AgentEndpoint, &v1::BenchResult),
-    size: u32,
-    duration: Duration,
+    plan: &BenchPlan,
     link_drops: u64,
-) -> BenchDirection {
+) -> Result<BenchDirection, DriveError> {
+    let (size, duration) = (plan.size, plan.duration);
     let tx_counters = tx.counters.unwrap_or_default();
     let rx_counters = rx.counters.unwrap_or_default();
     let rx_port = rx.port.unwrap_or_default();
@@ -413,8 +416,37 @@ fn direction(
             rx_pps: rx_by_second.get(&s.second).copied().unwrap_or(0),
         })
         .collect();
+    let send_secs = tx_counters.send_ns as f64 / 1e9;
+    let offered_pps = if send_secs > 0.0 {
+        tx_counters.tx_packets as f64 / send_secs
+    } else {
+        0.0
+    };
+    let target_pps = (plan.rate_pps > 0 && !plan.probe_only).then_some(plan.rate_pps);
+    let latency = if plan.probe_rate_pps > 0 {
+        let histogram = if tx.probe_rtt_histogram.is_empty() {
+            hdrhistogram::Histogram::new(3).expect("3 significant digits are valid")
+        } else {
+            agent_proto::histogram::decode(&tx.probe_rtt_histogram).map_err(|source| {
+                DriveError::Histogram {
+                    vm: tx_vm.name.clone(),
+                    source,
+                }
+            })?
+        };
+        Some(results::ProbeLatency {
+            timestamp_source: results::PROBE_TIMESTAMP_SOURCE.to_owned(),
+            probe_rate_pps: plan.probe_rate_pps,
+            sent: tx_counters.probes_sent,
+            returned: tx_counters.probes_returned,
+            rtt: Latency::of(&histogram),
+            histogram_v2_base64: results::histogram_base64(&histogram),
+        })
+    } else {
+        None
+    };
     let mut direction = BenchDirection {
-        method: method.to_owned(),
+        method: "agent".to_owned(),
         from: u32::from(tx_vm.index),
         to: u32::from(rx_vm.index),
         size,
@@ -431,9 +463,14 @@ fn direction(
         rx_pps: rx_counters.rx_packets as f64 / seconds,
         rx_gbps: rx_counters.rx_bytes as f64 * 8.0 / seconds / 1e9,
         per_second,
+        target_pps,
+        send_ns: tx_counters.send_ns,
+        offered_pps,
+        pacing_error: target_pps.map(|target| offered_pps / target as f64 - 1.0),
+        latency,
     };
     direction.account();
-    direction
+    Ok(direction)
 }
 
 /// Every agent's selftest, each through its peer's reflector (one at a time, so the

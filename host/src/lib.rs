@@ -21,6 +21,7 @@ pub mod lock;
 pub mod plan;
 pub mod provision;
 pub mod results;
+pub mod search;
 pub mod seed;
 pub mod shell;
 pub mod ssh;

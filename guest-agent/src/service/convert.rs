@@ -97,6 +97,10 @@ pub(crate) fn bench_counters(counters: &BenchCounters) -> v1::BenchCounters {
         rx_seq_gaps: counters.rx_seq_gaps,
         rx_other: counters.rx_other,
         elapsed_ns: nanos(counters.elapsed),
+        send_ns: nanos(counters.send_elapsed),
+        probes_sent: counters.probes_sent,
+        probes_returned: counters.probes_returned,
+        probes_reflected: counters.probes_reflected,
     }
 }
 
@@ -135,6 +139,11 @@ pub(crate) fn bench_result(report: &BenchReport) -> v1::BenchResult {
             })
             .collect(),
         per_second: report.per_second.iter().map(bench_second).collect(),
+        probe_rtt_histogram: if report.probe_rtt.is_empty() {
+            Vec::new()
+        } else {
+            agent_proto::histogram::encode(&report.probe_rtt).unwrap_or_default()
+        },
     }
 }
 

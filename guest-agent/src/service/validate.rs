@@ -237,6 +237,11 @@ pub(crate) fn bench(request: &v1::BenchRequest) -> Result<BenchParams, Status> {
                 " ns (0 = 500 ms)",
             )?),
         },
+        probe_rate_pps: match request.probe_rate_pps {
+            0 => None,
+            rate => Some(rate),
+        },
+        probe_only: request.probe_only,
     };
     params.validate().map_err(invalid_param)?;
     Ok(params)

@@ -4,6 +4,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{
@@ -14,7 +15,8 @@ use crate::datapath::{DataPort, PortStats};
 use crate::eal::now_ns;
 use crate::mbuf::{Mbuf, MbufBatch, MAX_BURST};
 use crate::mempool::MempoolError;
-use crate::packet::{self, MacAddr, TestFrameTemplate, UdpEndpoints};
+use crate::packet::{self, MacAddr, ProbeLeg, TestFrameTemplate, UdpEndpoints};
+use crate::workload::pingpong::HISTOGRAM_MAX_NS;
 
 /// Highest rate one can ask for (far above what one core moves).
 pub const MAX_RATE_PPS: u64 = 1_000_000_000;
@@ -33,8 +35,12 @@ const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
 const CLOCK_READ_INTERVAL: u32 = 32;
 /// CPU pause instructions after the tx ring refused packets, before offering again.
 const TX_FULL_PAUSES: u32 = 16;
-/// A sender in Tx mode polls for ARP once per this many sends.
+/// A sender in Tx mode polls for ARP once per this many sends (on every pass when it
+/// probes latency, so a returned probe waits for no sends).
 const TX_ONLY_RX_POLL_INTERVAL: u32 = 16;
+/// Most latency probes a second: enough for percentiles in a short trial, few enough
+/// to stay a small share of the load they measure.
+pub const MAX_PROBE_RATE_PPS: u32 = 100_000;
 
 /// What the bench does on this port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +75,12 @@ pub struct BenchParams {
     pub burst: u16,
     /// After sending, how long to keep receiving (late packets, ARP) before finishing.
     pub drain: Duration,
+    /// Latency probes per second sent alongside the load (Tx, Both): timestamped
+    /// frames the receiver returns, whose round trips make [`BenchReport::probe_rtt`].
+    /// A receiver returns every probe it gets, whatever this says.
+    pub probe_rate_pps: Option<u32>,
+    /// Send the probes only, no load: the latency of an idle link.
+    pub probe_only: bool,
 }
 
 impl BenchParams {
@@ -96,6 +108,26 @@ impl BenchParams {
         }
         if self.count == Some(0) {
             return Err(InvalidParam::new("count", "must be above 0 (or unset)"));
+        }
+        if let Some(rate) = self.probe_rate_pps {
+            if rate == 0 || rate > MAX_PROBE_RATE_PPS {
+                return Err(InvalidParam::new(
+                    "probe_rate_pps",
+                    format!("must be 1..={MAX_PROBE_RATE_PPS} probes per second (or unset for no probes), got {rate}"),
+                ));
+            }
+            if self.mode == BenchMode::Rx {
+                return Err(InvalidParam::new(
+                    "probe_rate_pps",
+                    "is only used to send (mode tx or both); a receiver returns probes anyway",
+                ));
+            }
+        }
+        if self.probe_only && self.probe_rate_pps.is_none() {
+            return Err(InvalidParam::new(
+                "probe_only",
+                "needs probe_rate_pps (probes are all it sends)",
+            ));
         }
         if self.drain > MAX_DRAIN {
             return Err(InvalidParam::new(
@@ -148,11 +180,21 @@ pub struct BenchCounters {
     pub rx_bytes: u64,
     /// Sequence numbers skipped in the received stream (lost before us).
     pub rx_seq_gaps: u64,
-    /// Other frames received (ARP, foreign traffic).
+    /// Other frames received (ARP, foreign traffic, probes).
     pub rx_other: u64,
     /// Time since the bench started.
     #[serde(serialize_with = "serialize_duration_secs")]
     pub elapsed: Duration,
+    /// How long the sender sent: from the start to the moment it stopped sending (by
+    /// duration, count or stop), the time its rate is over. Zero for a receiver.
+    #[serde(serialize_with = "serialize_duration_secs")]
+    pub send_elapsed: Duration,
+    /// Latency probes sent.
+    pub probes_sent: u64,
+    /// Probes that came back (each a sample of [`BenchReport::probe_rtt`]).
+    pub probes_returned: u64,
+    /// Probes from the peer this port returned.
+    pub probes_reflected: u64,
 }
 
 fn serialize_duration_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -170,6 +212,10 @@ pub struct BenchLive {
     rx_seq_gaps: AtomicU64,
     rx_other: AtomicU64,
     elapsed_ns: AtomicU64,
+    send_elapsed_ns: AtomicU64,
+    probes_sent: AtomicU64,
+    probes_returned: AtomicU64,
+    probes_reflected: AtomicU64,
 }
 
 impl BenchLive {
@@ -184,6 +230,10 @@ impl BenchLive {
             rx_seq_gaps: self.rx_seq_gaps.load(Ordering::Relaxed),
             rx_other: self.rx_other.load(Ordering::Relaxed),
             elapsed: Duration::from_nanos(self.elapsed_ns.load(Ordering::Relaxed)),
+            send_elapsed: Duration::from_nanos(self.send_elapsed_ns.load(Ordering::Relaxed)),
+            probes_sent: self.probes_sent.load(Ordering::Relaxed),
+            probes_returned: self.probes_returned.load(Ordering::Relaxed),
+            probes_reflected: self.probes_reflected.load(Ordering::Relaxed),
         }
     }
 
@@ -197,6 +247,13 @@ impl BenchLive {
         self.rx_other.store(c.rx_other, Ordering::Relaxed);
         let elapsed = u64::try_from(c.elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.elapsed_ns.store(elapsed, Ordering::Relaxed);
+        let send_elapsed = u64::try_from(c.send_elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.send_elapsed_ns.store(send_elapsed, Ordering::Relaxed);
+        self.probes_sent.store(c.probes_sent, Ordering::Relaxed);
+        self.probes_returned
+            .store(c.probes_returned, Ordering::Relaxed);
+        self.probes_reflected
+            .store(c.probes_reflected, Ordering::Relaxed);
     }
 }
 
@@ -224,6 +281,10 @@ pub struct BenchReport {
     pub xstats: Vec<(String, u64)>,
     /// One record per full second.
     pub per_second: Vec<BenchSecond>,
+    /// Round trips of the latency probes this port sent, ns, stamped and read with the
+    /// TSC ([`now_ns`]); empty without probes.
+    #[serde(skip)]
+    pub probe_rtt: Histogram<u64>,
 }
 
 /// What one received burst held.
@@ -290,10 +351,30 @@ pub fn bench(
                 src_port: packet::TEST_UDP_PORT,
                 dst_port: packet::TEST_UDP_PORT,
             };
-            Some(TestFrameTemplate::new(frame_len, &endpoints)?)
+            let probe = match p.probe_rate_pps {
+                Some(_) => Some(TestFrameTemplate::new(
+                    frame_len,
+                    &UdpEndpoints {
+                        src_port: packet::PROBE_SOURCE_PORT,
+                        dst_port: packet::PROBE_UDP_PORT,
+                        ..endpoints
+                    },
+                )?),
+                None => None,
+            };
+            Some((TestFrameTemplate::new(frame_len, &endpoints)?, probe))
         }
         _ => None,
     };
+    let (template, probe_template) = match template {
+        Some((load, probe)) => (Some(load), probe),
+        None => (None, None),
+    };
+    let probe_interval_ns = p
+        .probe_rate_pps
+        .map_or(u64::MAX, |rate| NS_PER_SEC / u64::from(rate));
+    let mut probe_rtt = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_NS, 3)
+        .expect("constant histogram bounds are valid");
     port.reset_stats()?;
 
     let duration_ns = p
@@ -309,7 +390,10 @@ pub fn bench(
     let mut last_second = BenchCounters::default();
     let mut tx = MbufBatch::new();
     let mut rx = MbufBatch::new();
-    let mut arp_tx = MbufBatch::new();
+    // ARP replies and returned probes.
+    let mut replies = MbufBatch::new();
+    let mut probe_tx = MbufBatch::new();
+    let mut probe_seq = 0u64;
     let idle_policy = IdlePolicy::for_this_cpu();
     let mut idle = IdleBackoff::new(idle_policy);
     let mut next_seq = 0u64;
@@ -320,15 +404,17 @@ pub fn bench(
     let start_ns = now_ns();
     let mut next_second_ns = start_ns + NS_PER_SEC;
     let mut next_publish_ns = start_ns;
+    let mut next_probe_ns = start_ns;
     let mut iteration = 0u32;
     let mut now = start_ns;
     // Pacing, and passes that may sleep, need the time on every pass; otherwise it is
     // read on every few passes.
-    let clock_interval = if p.rate_pps.is_some() || idle_policy != IdlePolicy::Poll {
-        1
-    } else {
-        CLOCK_READ_INTERVAL
-    };
+    let clock_interval =
+        if p.rate_pps.is_some() || probe_template.is_some() || idle_policy != IdlePolicy::Poll {
+            1
+        } else {
+            CLOCK_READ_INTERVAL
+        };
     // Set when sending ends; receiving ends `drain` later.
     let mut send_done_ns: Option<u64> = (!sends).then_some(start_ns);
     tracing::info!(?p, ?idle_policy, "bench running");
@@ -347,6 +433,7 @@ pub fn bench(
             let by_time = duration_ns.is_some_and(|d| elapsed >= d);
             if by_count || by_time {
                 send_done_ns = Some(now);
+                counters.send_elapsed = Duration::from_nanos(elapsed);
                 tx.clear();
                 offered_before = 0;
             }
@@ -362,7 +449,7 @@ pub fn bench(
             _ => {}
         }
 
-        if let (Some(template), None) = (&template, send_done_ns) {
+        if let (Some(template), None, false) = (&template, send_done_ns, p.probe_only) {
             // How many more packets may be built now.
             let mut budget = burst.saturating_sub(tx.len());
             if let Some(count) = p.count {
@@ -414,9 +501,39 @@ pub fn bench(
                 offered_before = tx.len();
             }
         }
+        if let (Some(probe), None) = (&probe_template, send_done_ns) {
+            if now >= next_probe_ns {
+                // A probe the ring refuses is dropped and sent anew on the next pass
+                // with a fresh stamp: a stale stamp would add the wait to its RTT.
+                match port
+                    .mempool()
+                    .alloc_packets_into(&mut probe_tx, 1, frame_len)
+                {
+                    Ok(()) => {
+                        if let Some(mbuf) = probe_tx.as_mut_slice().first_mut() {
+                            probe.write(mbuf.data_mut(), probe_seq, now_ns())?;
+                        }
+                        if port.port_mut().tx_burst(&mut probe_tx) == 1 {
+                            probe_seq += 1;
+                            counters.probes_sent += 1;
+                            // Behind by more than one interval (a stall): resume the
+                            // cadence from now rather than sending the missed probes
+                            // back to back.
+                            next_probe_ns = (next_probe_ns + probe_interval_ns).max(now);
+                        }
+                        probe_tx.clear();
+                    }
+                    Err(MempoolError::Exhausted { .. }) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
 
         // A sender only receives ARP, so it polls rarely and spends its time sending.
-        if p.mode == BenchMode::Tx && iteration % TX_ONLY_RX_POLL_INTERVAL != 0 {
+        if p.mode == BenchMode::Tx
+            && probe_template.is_none()
+            && iteration % TX_ONLY_RX_POLL_INTERVAL != 0
+        {
             continue;
         }
         let got = port.port_mut().rx_burst_at_most(&mut rx, burst);
@@ -431,21 +548,36 @@ pub fn bench(
         counters.rx_seq_gaps += tally.seq_gaps;
         counters.rx_other += tally.other;
         if tally.other > 0 {
-            for mbuf in rx.drain() {
+            for mut mbuf in rx.drain() {
                 if packet::peek_test_seq(mbuf.data()).is_some() {
                     continue;
                 }
+                match packet::peek_probe(mbuf.data()) {
+                    Some((ProbeLeg::Back, sent_ns)) => {
+                        counters.probes_returned += 1;
+                        let _ = probe_rtt.record(now_ns().saturating_sub(sent_ns).max(1));
+                        continue;
+                    }
+                    Some((ProbeLeg::Out, _)) if p.mode != BenchMode::Tx => {
+                        if packet::swap_udp_in_place(mbuf.data_mut()).is_ok() {
+                            counters.probes_reflected += 1;
+                            let _ = replies.push(mbuf);
+                        }
+                        continue;
+                    }
+                    Some((ProbeLeg::Out, _)) | None => {}
+                }
                 if let ArpOutcome::Reply(reply, _) = arp_reply_in_place(mbuf, mac, ip) {
-                    let _ = arp_tx.push(reply);
+                    let _ = replies.push(reply);
                 }
             }
         } else {
             rx.clear();
         }
-        if !arp_tx.is_empty() {
+        if !replies.is_empty() {
             flush(
                 port,
-                &mut arp_tx,
+                &mut replies,
                 Instant::now() + Duration::from_micros(200),
             );
         }
@@ -469,6 +601,10 @@ pub fn bench(
     }
     tx.clear();
     counters.elapsed = started.elapsed();
+    if sends && send_done_ns.is_none() {
+        // Stopped while sending.
+        counters.send_elapsed = Duration::from_nanos(now_ns().saturating_sub(start_ns));
+    }
     live.publish(&counters);
     let port_stats = port.stats()?;
     let xstats = port.xstats().unwrap_or_default();
@@ -478,5 +614,6 @@ pub fn bench(
         port: port_stats,
         xstats,
         per_second,
+        probe_rtt,
     })
 }

@@ -51,6 +51,8 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             duration: args.duration,
             rate_pps: args.rate.unwrap_or(0),
             bidirectional: args.direction == BenchDirectionArg::Bi,
+            probe_rate_pps: 0,
+            probe_only: false,
         };
         let started_at = started_at();
         let spinner = Spinner::new(ctx.json);
@@ -123,6 +125,7 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 direction: if plan.bidirectional { "bi" } else { "uni" }.into(),
                 agent: directions.clone(),
                 baseline: baseline.clone(),
+                ..BenchRun::default()
             }),
         };
         let saved = save_and_report(&record, &args.results, ctx.json)?;

@@ -165,17 +165,7 @@ pub struct PingPongSide {
 impl PingPongSide {
     /// Decodes the embedded histogram.
     pub fn histogram(&self, path: &Path) -> Result<Histogram<u64>, ResultsError> {
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&self.histogram_v2_base64)
-            .map_err(|err| ResultsError::Parse {
-                path: path.to_owned(),
-                source: serde::de::Error::custom(err),
-            })?;
-        agent_proto::histogram::decode(&bytes).map_err(|source| ResultsError::Histogram {
-            path: path.to_owned(),
-            source,
-        })
+        decode_histogram(&self.histogram_v2_base64, path)
     }
 }
 
@@ -205,7 +195,7 @@ pub struct BenchSecond {
 }
 
 /// One direction of a bench: what the transmitter sent and where each lost packet went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BenchDirection {
     /// What measured it: `agent` or `testpmd`.
     pub method: String,
@@ -251,7 +241,53 @@ pub struct BenchDirection {
     /// number); for testpmd, its per-second `Tx-pps` / `Rx-pps` lines (see
     /// `testpmd::per_second`).
     pub per_second: Vec<BenchSecond>,
+    /// The rate the transmitter was asked for (`None`: as fast as it can).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_pps: Option<u64>,
+    /// How long the transmitter actually sent, ns, by its own clock (0 when it does
+    /// not say: testpmd).
+    #[serde(default)]
+    pub send_ns: u64,
+    /// `tx_packets` over `send_ns`: the load the transmitter offered (0 without
+    /// `send_ns`).
+    #[serde(default)]
+    pub offered_pps: f64,
+    /// `offered_pps / target_pps - 1`: how far the pacing was from the rate asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing_error: Option<f64>,
+    /// Round trips of the latency probes sent alongside the load, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<ProbeLatency>,
 }
+
+/// Round trips of the probe stream a transmitter sent alongside its load: timestamped
+/// frames the receiver returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeLatency {
+    /// Where the timestamps come from.
+    pub timestamp_source: String,
+    /// Probes per second asked for.
+    pub probe_rate_pps: u32,
+    /// Probes sent.
+    pub sent: u64,
+    /// Probes that came back (each a sample).
+    pub returned: u64,
+    /// The percentiles.
+    pub rtt: Latency,
+    /// The whole distribution, HdrHistogram V2, base64.
+    pub histogram_v2_base64: String,
+}
+
+impl ProbeLatency {
+    /// Decodes the embedded histogram.
+    pub fn histogram(&self, path: &Path) -> Result<Histogram<u64>, ResultsError> {
+        decode_histogram(&self.histogram_v2_base64, path)
+    }
+}
+
+/// What [`ProbeLatency::timestamp_source`] says of the agent's probes.
+pub const PROBE_TIMESTAMP_SOURCE: &str =
+    "TSC in the sending guest (stamped before tx_burst, read after rx_burst; round trip)";
 
 impl BenchDirection {
     /// Packets lost: sent and not received.
@@ -268,18 +304,214 @@ impl BenchDirection {
     pub fn account(&mut self) {
         self.unaccounted = self.lost().saturating_sub(self.counted_drops());
     }
+
+    /// Lost over sent (0 when nothing was sent).
+    pub fn loss_ratio(&self) -> f64 {
+        if self.tx_packets == 0 {
+            0.0
+        } else {
+            self.lost() as f64 / self.tx_packets as f64
+        }
+    }
+
+    /// `vmA->vmB`.
+    pub fn link_label(&self) -> String {
+        format!("vm{}->vm{}", self.from, self.to)
+    }
+}
+
+/// The median, smallest and largest of repeated measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// How many.
+    pub n: usize,
+    /// The median (the mean of the middle two for an even count).
+    pub median: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (`None` when empty or not all numbers).
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Some(Spread {
+            n,
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        })
+    }
+}
+
+/// One trial of a bench: a load offered for a time, its counters read after the
+/// transmitter stopped and the receiver drained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// `measure` (a plain bench's trial), `maximum`, `search` or `final` (a search's),
+    /// or `latency` (a load level of the latency measurement).
+    pub phase: String,
+    /// The rate asked for per transmitter (`None`: as fast as it can).
+    pub target_pps: Option<u64>,
+    /// How long it sent, ns (planned).
+    pub duration_ns: u64,
+    /// Every direction's counters.
+    pub directions: Vec<BenchDirection>,
+    /// The worst direction's loss ratio.
+    pub loss_ratio: f64,
+}
+
+/// A search's result for one frame size (one search per `--trials`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SizeSearch {
+    /// Frame size in bytes (without FCS).
+    pub size: u32,
+    /// The PDR's loss-ratio goal.
+    pub loss_ratio_goal: f64,
+    /// NDR, packets per second per direction: the median over the searches.
+    pub ndr_pps: f64,
+    /// PDR, packets per second per direction: the median over the searches.
+    pub pdr_pps: f64,
+    /// NDR in Gbit/s of frames (FCS, preamble and gap excluded).
+    pub ndr_gbps: f64,
+    /// PDR in Gbit/s.
+    pub pdr_gbps: f64,
+    /// NDR over the searches.
+    pub ndr: Spread,
+    /// PDR over the searches.
+    pub pdr: Spread,
+    /// Each search.
+    pub searches: Vec<SearchRecord>,
+    /// Round trips under load, per level (with `--latency`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency: Vec<LatencyLevel>,
+}
+
+/// One search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchRecord {
+    /// The sender's rate in the maximum trial.
+    pub max_offered_pps: f64,
+    /// The highest load whose final trial lost nothing (0: none).
+    pub ndr_pps: u64,
+    /// The highest load whose final trial's loss ratio met the goal.
+    pub pdr_pps: u64,
+    /// False when the trial budget ran out first.
+    pub converged: bool,
+    /// Every trial, in order.
+    pub trials: Vec<Trial>,
+}
+
+/// Round-trip latency at one load level, as CSIT measures it (0, 10, 50, 90 % of PDR).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyLevel {
+    /// The level, percent of PDR.
+    pub percent_of_pdr: u32,
+    /// The load per transmitter (0: the probes only).
+    pub load_pps: u64,
+    /// The trial (its directions carry the probes' round trips).
+    pub trial: Trial,
+}
+
+/// One round of the agent against the testpmd baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineRound {
+    /// 1, 2, ...
+    pub round: u32,
+    /// Which tool ran first this round: `agent` or `testpmd` (alternating).
+    pub first: String,
+    /// The agent's direction.
+    pub agent: BenchDirection,
+    /// testpmd's direction.
+    pub testpmd: BenchDirection,
+    /// agent tx pps / testpmd tx pps.
+    pub tx_ratio: f64,
+    /// agent rx pps / testpmd rx pps.
+    pub rx_ratio: f64,
+}
+
+/// The regression gate of `--expect-pps` / `--tolerance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    /// What was compared: `ndr_pps` (a search) or `rx_pps` (the median of trials).
+    pub metric: String,
+    /// The measured value.
+    pub measured: f64,
+    /// `--expect-pps`.
+    pub expected: f64,
+    /// `--tolerance`.
+    pub tolerance: f64,
+    /// `expected × (1 − tolerance)`: the lowest value that passes.
+    pub floor: f64,
+    /// Whether `measured >= floor`.
+    pub pass: bool,
+}
+
+impl Gate {
+    /// Compares `measured` against `expected × (1 − tolerance)`.
+    pub fn check(metric: &str, measured: f64, expected: f64, tolerance: f64) -> Gate {
+        let floor = expected * (1.0 - tolerance);
+        Gate {
+            metric: metric.to_owned(),
+            measured,
+            expected,
+            tolerance,
+            floor,
+            pass: measured >= floor,
+        }
+    }
 }
 
 /// A bench run: one direction (uni) or two (bi), and the baseline's when asked for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BenchRun {
     /// `uni` or `bi`.
     pub direction: String,
     /// The agent's directions.
     pub agent: Vec<BenchDirection>,
-    /// dpdk-testpmd on the same VMs and link, when asked for.
+    /// dpdk-testpmd on the same VMs and link, when asked for (every round's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baseline: Vec<BenchDirection>,
+    /// Every trial of a plain bench (`--trials`), each with all its directions; the
+    /// same directions are in `agent`, trial after trial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<Trial>,
+    /// Received packets per second over the trials, per direction (`vmA->vmB`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rx_pps_spread: std::collections::BTreeMap<String, Spread>,
+    /// NDR of the first (or only) size searched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ndr_pps: Option<f64>,
+    /// PDR of the first (or only) size searched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdr_pps: Option<f64>,
+    /// `--search`: per frame size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<SizeSearch>,
+    /// `--baseline testpmd`: the rounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<BaselineRound>,
+    /// The median over the rounds of the tx ratios (agent/testpmd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_tx_ratio: Option<f64>,
+    /// The median over the rounds of the rx ratios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_rx_ratio: Option<f64>,
+    /// `--expect-pps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
 }
 
 /// What a saved run holds.
@@ -364,6 +596,21 @@ impl RunRecord {
     }
 }
 
+/// Decodes a histogram [`histogram_base64`] encoded; `path` names the run in errors.
+pub fn decode_histogram(base64_text: &str, path: &Path) -> Result<Histogram<u64>, ResultsError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(base64_text)
+        .map_err(|err| ResultsError::Parse {
+            path: path.to_owned(),
+            source: serde::de::Error::custom(err),
+        })?;
+    agent_proto::histogram::decode(&bytes).map_err(|source| ResultsError::Histogram {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Encodes a histogram for [`PingPongSide::histogram_v2_base64`].
 pub fn histogram_base64(histogram: &Histogram<u64>) -> String {
     use base64::Engine;
@@ -440,6 +687,7 @@ pub(crate) mod tests {
                     rx_pps: 190_000 + second * 5000,
                 })
                 .collect(),
+            ..BenchDirection::default()
         };
         RunRecord {
             started_at: "2026-11-27T18:46:00Z".into(),
@@ -448,7 +696,7 @@ pub(crate) mod tests {
             result: RunResult::Bench(BenchRun {
                 direction: "uni".into(),
                 agent: vec![direction],
-                baseline: Vec::new(),
+                ..BenchRun::default()
             }),
         }
     }

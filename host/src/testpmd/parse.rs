@@ -298,6 +298,7 @@ pub fn direction(
         // testpmd counts frames without FCS, like the agent.
         rx_gbps: received.stats.rx_packets as f64 * f64::from(size) * 8.0 / seconds / 1e9,
         per_second: per_second(sent, received),
+        ..BenchDirection::default()
     };
     direction.account();
     direction
