@@ -196,6 +196,68 @@ for d in json.load(open(sys.argv[1]))["result"]["agent"]:
           f"lost {lost}: link {d['link_drops']}, imissed {d['imissed']}, rx_nombuf {d['rx_nombuf']}")
 PY
 
+step "bench --pps --rate 20000: paced within 2 % over the trial"
+dpdkhost bench --pps --rate 20000 --duration 5 --json --results "$results" > "$results/bench-paced.json"
+python3 - "$results/bench-paced.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["result"]["agent"][0]
+assert d["target_pps"] == 20000 and abs(d["pacing_error"]) < 0.02, d
+print(f"smoke: paced at 20000 pps: offered {d['offered_pps']:.0f} pps over {d['send_ns']/1e9:.3f} s, "
+      f"pacing error {d['pacing_error']*100:+.2f} %")
+PY
+
+step "bench --pps --search --latency: NDR and PDR at 64 B, round trips at 0/10/50/90 % of PDR"
+dpdkhost bench --pps --search --size 64 --latency --latency-duration 3s --json --results "$results" > "$results/bench-search.json"
+ndr=$(python3 - "$results/bench-search.json" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))["result"]
+ndr, pdr = run["ndr_pps"], run["pdr_pps"]
+assert ndr > 0 and pdr >= ndr, (ndr, pdr)
+size = run["search"][0]
+trials = [t for s in size["searches"] for t in s["trials"]] + [l["trial"] for l in size["latency"]]
+for trial in trials:
+    for d in trial["directions"]:
+        lost = d["tx_packets"] - d["rx_packets"]
+        counted = d["imissed"] + d["rx_nombuf"] + d["ierrors"] + d["link_drops"]
+        # Every lost packet is seen by a counter (the link's socket also drops probes,
+        # so the counters may see a few more than the load lost).
+        assert d["unaccounted"] == 0 and lost <= counted, (trial["phase"], d)
+finals = [t for t in size["searches"][0]["trials"] if t["phase"] == "final"]
+assert any(t["target_pps"] in (None, ndr) and t["loss_ratio"] == 0 for t in finals), finals
+levels = [l["percent_of_pdr"] for l in size["latency"]]
+assert levels == [0, 10, 50, 90], levels
+for level in size["latency"]:
+    latency = level["trial"]["directions"][0]["latency"]
+    assert latency["returned"] > 0 and latency["rtt"]["p50_ns"] > 0, level
+    assert "TSC" in latency["timestamp_source"]
+print(f"{ndr:.0f}")
+summary = ", ".join(f"{l['percent_of_pdr']} %: p50 {l['trial']['directions'][0]['latency']['rtt']['p50_ns']/1000:.0f} us"
+                    for l in size["latency"])
+print(f"smoke: NDR {ndr:.0f} pps, PDR {pdr:.0f} pps at 64 B in {len(trials)} trials; rtt {summary}", file=sys.stderr)
+PY
+)
+ls "$results"/*-bench-64B-*pct-*.hgrm >/dev/null
+
+step "a 10 s trial at the NDR ($ndr pps) loses nothing; one at twice the NDR loses packets"
+dpdkhost bench --pps --rate "$ndr" --duration 10 --json --results "$results" > "$results/bench-at-ndr.json"
+dpdkhost bench --pps --rate "$((ndr * 2))" --duration 10 --json --results "$results" > "$results/bench-at-2ndr.json"
+python3 - "$results/bench-at-ndr.json" "$results/bench-at-2ndr.json" <<'PY'
+import json, sys
+at, twice = (json.load(open(path))["result"]["agent"][0] for path in sys.argv[1:3])
+lost = lambda d: d["tx_packets"] - d["rx_packets"]
+assert lost(at) == 0, at
+assert lost(twice) > 0, twice
+print(f"smoke: at NDR lost 0 of {at['tx_packets']}; at 2x NDR lost {lost(twice)} of {twice['tx_packets']} "
+      f"(link {twice['link_drops']}, imissed {twice['imissed']}, unaccounted {twice['unaccounted']})")
+PY
+
+step "bench --expect-pps: the gate fails a rate below the floor, naming both numbers"
+if dpdkhost bench --pps --duration 2 --expect-pps 1000000000 --results "$results" > "$results/gate.txt" 2>&1; then
+  echo "smoke: the gate passed 1e9 pps" >&2; exit 1
+fi
+grep -q "gate FAILED: rx_pps .* < 950000000" "$results/gate.txt" || { cat "$results/gate.txt" >&2; exit 1; }
+grep "gate FAILED" "$results/gate.txt"
+
 step "run pingpong --baseline kernel (NICs to the kernel and back)"
 dpdkhost run pingpong --count 200 --baseline kernel --json --results "$results" > "$results/pingpong-kernel.json"
 python3 - "$results/pingpong-kernel.json" <<'PY'
@@ -210,16 +272,22 @@ print(f"smoke: agent p50 {a['p50_ns']/1000:.1f} us p99 {a['p99_ns']/1000:.1f} us
       f"ratio agent/kernel p50 {a['p50_ns']/k['p50_ns']:.2f} p99 {a['p99_ns']/k['p99_ns']:.2f}")
 PY
 
-step "bench --pps --baseline testpmd (port handed to dpdk-testpmd and back)"
-dpdkhost bench --pps --duration 3 --baseline testpmd --json --results "$results" > "$results/bench-testpmd.json"
+step "bench --pps --baseline testpmd --rounds 2 (alternating; port handed to dpdk-testpmd and back)"
+dpdkhost bench --pps --duration 3 --baseline testpmd --rounds 2 --json --results "$results" > "$results/bench-testpmd.json"
 python3 - "$results/bench-testpmd.json" <<'PY'
-import json, sys
+import json, statistics, sys
 run = json.load(open(sys.argv[1]))["result"]
-agent, testpmd = run["agent"][0], run["baseline"][0]
-assert testpmd["method"] == "testpmd" and testpmd["tx_packets"] > 0 and testpmd["rx_packets"] > 0, testpmd
-assert testpmd["unaccounted"] == 0, testpmd
-print(f"smoke: agent tx {agent['tx_pps']:.0f} rx {agent['rx_pps']:.0f} pps; testpmd tx {testpmd['tx_pps']:.0f} rx {testpmd['rx_pps']:.0f} pps; "
-      f"ratio agent/testpmd: tx={agent['tx_pps']/testpmd['tx_pps']:.2f} rx={agent['rx_pps']/testpmd['rx_pps']:.2f}")
+rounds = run["rounds"]
+assert [r["first"] for r in rounds] == ["agent", "testpmd"], rounds
+for r in rounds:
+    agent, testpmd = r["agent"], r["testpmd"]
+    assert testpmd["method"] == "testpmd" and testpmd["tx_packets"] > 0 and testpmd["rx_packets"] > 0, testpmd
+    assert testpmd["unaccounted"] == 0, testpmd
+    assert abs(r["rx_ratio"] - agent["rx_pps"] / testpmd["rx_pps"]) < 1e-9, r
+    print(f"smoke: round {r['round']} ({r['first']} first): agent tx {agent['tx_pps']:.0f} rx {agent['rx_pps']:.0f} pps; "
+          f"testpmd tx {testpmd['tx_pps']:.0f} rx {testpmd['rx_pps']:.0f} pps; ratio tx={r['tx_ratio']:.2f} rx={r['rx_ratio']:.2f}")
+assert abs(run["median_rx_ratio"] - statistics.median(r["rx_ratio"] for r in rounds)) < 1e-9, run
+print(f"smoke: ratio agent/testpmd, median of 2 rounds: tx={run['median_tx_ratio']:.2f} rx={run['median_rx_ratio']:.2f}")
 PY
 
 step "one mutating command at a time: down while a bench runs is refused, naming it"

@@ -173,13 +173,118 @@ pub struct BenchArgs {
     /// The receiving VM (index or name).
     #[arg(long, default_value = "2")]
     pub to: String,
-    /// After the agent's run, measure the same direction with this reference on the
-    /// same VMs and ports (testpmd: --direction uni only, as fast as possible).
+    /// Measure the same direction with this reference on the same VMs and ports, in
+    /// alternating order with the agent for --rounds rounds (testpmd: --direction uni
+    /// only, as fast as possible).
     #[arg(long, value_enum)]
     pub baseline: Option<BenchBaseline>,
+    /// Rounds of agent and baseline with --baseline (1..=20); the order alternates.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
+    /// Repeat each measurement (a plain trial, or a whole search) this many times and
+    /// report the median, min and max (1..=100).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub trials: u32,
+    /// Search NDR (no loss) and PDR (loss ratio at most --loss-ratio) by trials at
+    /// chosen loads (RFC 2544 throughput, RFC 9971): short trials narrow the interval,
+    /// a --final-trial confirms each result.
+    #[arg(long)]
+    pub search: bool,
+    /// The PDR's loss-ratio goal (above 0, below 1; CSIT uses 0.005).
+    #[arg(long, default_value_t = 0.005, requires = "search")]
+    pub loss_ratio: f64,
+    /// Stop narrowing when the interval is at most this share of its upper end (above 0, below 1).
+    #[arg(long, default_value_t = 0.02, requires = "search")]
+    pub precision: f64,
+    /// Duration of the search's short trials (1s..=1h).
+    #[arg(long, default_value = "1s", value_parser = parse_bench_duration, requires = "search")]
+    pub trial_duration: Duration,
+    /// Duration of the final trial at each result (1s..=1h).
+    #[arg(long, default_value = "10s", value_parser = parse_bench_duration, requires = "search")]
+    pub final_trial: Duration,
+    /// At most this many trials per search (3..=1000).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(3..=1000), requires = "search")]
+    pub max_trials: u32,
+    /// Loads below this are not tried (packets per second, 1..=100000000): an NDR below
+    /// it is reported as 0.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000_000), requires = "search")]
+    pub min_rate: u64,
+    /// Frame sizes to search, comma-separated, bytes without FCS (64..=1514 each), or
+    /// `rfc2544` for RFC 2544 §9.1's 64,128,256,512,1024,1280,1518 with FCS (1514
+    /// without); replaces --size.
+    #[arg(long, value_parser = parse_sizes, requires = "search")]
+    pub sizes: Option<Vec<u32>>,
+    /// Measure round-trip latency with a stream of timestamped probes alongside the
+    /// load: with --search at 0, 10, 50 and 90 % of the PDR, otherwise in every trial.
+    #[arg(long)]
+    pub latency: bool,
+    /// Latency probes per second per transmitter (1..=100000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000), requires = "latency")]
+    pub probe_rate: u32,
+    /// Duration of each latency level's trial with --search (1s..=1h).
+    #[arg(long, default_value = "5s", value_parser = parse_bench_duration, requires = "latency")]
+    pub latency_duration: Duration,
+    /// Fail (exit 1) when the measured rate (NDR with --search, else the median rx
+    /// pps) is below this × (1 − --tolerance): a regression gate for CI.
+    #[arg(long, value_parser = parse_positive_rate)]
+    pub expect_pps: Option<f64>,
+    /// The share the rate may fall short of --expect-pps (0..1).
+    #[arg(long, default_value_t = 0.05, requires = "expect_pps", value_parser = parse_tolerance)]
+    pub tolerance: f64,
     /// Directory the run is saved in.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+}
+
+/// RFC 2544 §9.1's Ethernet frame sizes, here without the 4-byte FCS where it would
+/// not fit (1518 with FCS is 1514 without; the smallest keep their size, as testpmd's
+/// --txpkts counts them).
+pub const RFC2544_SIZES: [u32; 7] = [64, 128, 256, 512, 1024, 1280, 1514];
+
+fn parse_sizes(text: &str) -> Result<Vec<u32>, String> {
+    if text == "rfc2544" {
+        return Ok(RFC2544_SIZES.to_vec());
+    }
+    let mut sizes = Vec::new();
+    for word in text.split(',') {
+        let size: u32 = word
+            .trim()
+            .parse()
+            .map_err(|_| format!("{word:?} is not a frame size (bytes without FCS, 64..=1514)"))?;
+        if !(64..=1514).contains(&size) {
+            let hint = if size == 1518 {
+                " (1518 with FCS is 1514 without: give 1514, or `rfc2544`)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "{size} is out of range: sizes are bytes without FCS, 64..=1514{hint}"
+            ));
+        }
+        if sizes.contains(&size) {
+            return Err(format!("{size} is given twice"));
+        }
+        sizes.push(size);
+    }
+    Ok(sizes)
+}
+
+fn parse_positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "must be a rate above 0 packets per second, got {text:?}"
+        )),
+    }
+}
+
+fn parse_tolerance(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..1.0).contains(&share) => Ok(share),
+        _ => Err(format!(
+            "must be a share in 0..1 (e.g. 0.05 for 5 %), got {text:?}"
+        )),
+    }
 }
 
 fn parse_bench_duration(text: &str) -> Result<Duration, String> {

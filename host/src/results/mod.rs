@@ -4,6 +4,7 @@
 
 pub mod chart;
 pub mod hgrm;
+pub mod search_chart;
 pub mod udp_drops;
 
 use std::path::{Path, PathBuf};
@@ -514,6 +515,33 @@ pub struct BenchRun {
     pub gate: Option<Gate>,
 }
 
+impl BenchRun {
+    /// Every direction that carries probe round trips, with a name for its file:
+    /// `64B-50pct` for a latency level of a search, `trial2` for a plain trial.
+    pub fn latency_directions(&self) -> Vec<(String, &BenchDirection)> {
+        let mut out = Vec::new();
+        for size in &self.search {
+            for level in &size.latency {
+                for direction in &level.trial.directions {
+                    out.push((
+                        format!("{}B-{}pct", size.size, level.percent_of_pdr),
+                        direction,
+                    ));
+                }
+            }
+        }
+        for (index, trial) in self.trials.iter().enumerate() {
+            for direction in &trial.directions {
+                if direction.latency.is_some() {
+                    out.push((format!("trial{}", index + 1), direction));
+                }
+            }
+        }
+        out.retain(|(_, d)| d.latency.is_some());
+        out
+    }
+}
+
 /// What a saved run holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -546,6 +574,9 @@ pub struct SavedRun {
     pub hgrm: Vec<PathBuf>,
     /// The chart.
     pub svg: PathBuf,
+    /// NDR/PDR per size and latency per load level, for a search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search_svg: Option<PathBuf>,
 }
 
 impl RunRecord {
@@ -580,10 +611,38 @@ impl RunRecord {
                 hgrm.push(path);
             }
         }
+        if let RunResult::Bench(run) = &self.result {
+            for (name, direction) in run.latency_directions() {
+                let Some(latency) = &direction.latency else {
+                    continue;
+                };
+                let path = dir.join(format!(
+                    "{stem}-{name}-{}.hgrm",
+                    direction.link_label().replace("->", "-")
+                ));
+                let histogram = latency.histogram(&json)?;
+                std::fs::write(&path, hgrm::percentile_distribution(&histogram, 1000.0))
+                    .map_err(io_err(&path))?;
+                hgrm.push(path);
+            }
+        }
         let svg = dir.join(format!("{stem}.svg"));
         std::fs::write(&svg, chart::for_runs(&[(stem.clone(), self)], &json)?)
             .map_err(io_err(&svg))?;
-        Ok(SavedRun { json, hgrm, svg })
+        let mut search_svg = None;
+        if let RunResult::Bench(run) = &self.result {
+            if let Some(chart) = search_chart::for_search(run) {
+                let path = dir.join(format!("{stem}-search.svg"));
+                std::fs::write(&path, chart).map_err(io_err(&path))?;
+                search_svg = Some(path);
+            }
+        }
+        Ok(SavedRun {
+            json,
+            hgrm,
+            svg,
+            search_svg,
+        })
     }
 
     /// Reads a run saved by [`RunRecord::save`].
@@ -699,6 +758,107 @@ pub(crate) mod tests {
                 ..BenchRun::default()
             }),
         }
+    }
+
+    /// A search over two sizes, the first with latency levels.
+    pub(crate) fn sample_search() -> RunRecord {
+        let mut record = sample_bench();
+        let RunResult::Bench(run) = &mut record.result else {
+            unreachable!()
+        };
+        let mut histogram = Histogram::<u64>::new(3).unwrap();
+        for i in 0..100u64 {
+            histogram.record(80_000 + i * 100).unwrap();
+        }
+        let direction = run.agent[0].clone();
+        let trial = |phase: &str, target: Option<u64>| Trial {
+            phase: phase.into(),
+            target_pps: target,
+            duration_ns: 1_000_000_000,
+            directions: vec![direction.clone()],
+            loss_ratio: direction.loss_ratio(),
+        };
+        let level = |percent: u32| {
+            let mut trial = trial("latency", Some(u64::from(percent) * 1000));
+            trial.directions[0].latency = Some(ProbeLatency {
+                timestamp_source: PROBE_TIMESTAMP_SOURCE.into(),
+                probe_rate_pps: 1000,
+                sent: 100,
+                returned: 100,
+                rtt: Latency::of(&histogram),
+                histogram_v2_base64: histogram_base64(&histogram),
+            });
+            LatencyLevel {
+                percent_of_pdr: percent,
+                load_pps: u64::from(percent) * 1000,
+                trial,
+            }
+        };
+        let size = |size: u32, ndr: f64, latency: Vec<LatencyLevel>| SizeSearch {
+            size,
+            loss_ratio_goal: 0.005,
+            ndr_pps: ndr,
+            pdr_pps: ndr * 1.2,
+            ndr_gbps: ndr * f64::from(size) * 8.0 / 1e9,
+            pdr_gbps: ndr * 1.2 * f64::from(size) * 8.0 / 1e9,
+            ndr: Spread::of(&[ndr - 8000.0, ndr, ndr + 8000.0]).unwrap(),
+            pdr: Spread::of(&[ndr + 8000.0, ndr * 1.2, ndr * 1.5]).unwrap(),
+            searches: vec![SearchRecord {
+                max_offered_pps: 300_000.0,
+                ndr_pps: ndr as u64,
+                pdr_pps: (ndr * 1.2) as u64,
+                converged: true,
+                trials: vec![trial("maximum", None), trial("final", Some(ndr as u64))],
+            }],
+            latency,
+        };
+        run.search = vec![
+            size(64, 100_000.0, [0, 10, 50, 90].map(level).into()),
+            size(1514, 40_000.0, Vec::new()),
+        ];
+        run.ndr_pps = Some(100_000.0);
+        run.pdr_pps = Some(120_000.0);
+        record
+    }
+
+    #[test]
+    fn a_search_saves_its_chart_and_a_histogram_per_latency_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = sample_search();
+        let saved = record.save(dir.path()).unwrap();
+        assert_eq!(RunRecord::load(&saved.json).unwrap(), record);
+        let names: Vec<String> = saved
+            .hgrm
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["0pct", "10pct", "50pct", "90pct"]
+                .map(|level| format!("{}-64B-{level}-vm1-vm2.hgrm", record.stem()))
+        );
+        let hgrm = std::fs::read_to_string(&saved.hgrm[0]).unwrap();
+        assert!(hgrm.contains("Total count    =          100]"), "{hgrm}");
+        assert!(saved.search_svg.is_some_and(|p| p.exists()));
+    }
+
+    #[test]
+    fn spread_is_median_min_max() {
+        let spread = Spread::of(&[3.0, 1.0, 2.0, 10.0]).unwrap();
+        assert_eq!(
+            (spread.n, spread.median, spread.min, spread.max),
+            (4, 2.5, 1.0, 10.0)
+        );
+        assert_eq!(Spread::of(&[5.0]).unwrap().median, 5.0);
+        assert!(Spread::of(&[]).is_none());
+        assert!(Spread::of(&[1.0, f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn the_gate_passes_at_the_floor_and_fails_below_it() {
+        let gate = Gate::check("ndr_pps", 95_000.0, 100_000.0, 0.05);
+        assert!(gate.pass && (gate.floor - 95_000.0).abs() < 1e-6);
+        assert!(!Gate::check("ndr_pps", 94_999.0, 100_000.0, 0.05).pass);
     }
 
     #[test]
