@@ -121,12 +121,12 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 "baseline": args.baseline.map(|_| "testpmd"),
             }),
             environment,
-            result: RunResult::Bench(BenchRun {
+            result: RunResult::Bench(Box::new(BenchRun {
                 direction: if plan.bidirectional { "bi" } else { "uni" }.into(),
                 agent: directions.clone(),
                 baseline: baseline.clone(),
                 ..BenchRun::default()
-            }),
+            })),
         };
         let saved = save_and_report(&record, &args.results, ctx.json)?;
         if ctx.json {

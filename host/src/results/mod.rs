@@ -521,8 +521,9 @@ pub struct BenchRun {
 pub enum RunResult {
     /// `dpdkhost run pingpong`.
     Pingpong(Box<PingPongRun>),
-    /// `dpdkhost bench --pps`.
-    Bench(BenchRun),
+    /// `dpdkhost bench --pps` (boxed like the ping-pong: trials and searches make it
+    /// far larger than the other).
+    Bench(Box<BenchRun>),
 }
 
 /// A saved run.
@@ -694,11 +695,11 @@ pub(crate) mod tests {
             started_at: "2026-11-27T18:46:00Z".into(),
             parameters: serde_json::json!({"duration": "3s"}),
             environment: Environment::of_host("test", "tcg"),
-            result: RunResult::Bench(BenchRun {
+            result: RunResult::Bench(Box::new(BenchRun {
                 direction: "uni".into(),
                 agent: vec![direction],
                 ..BenchRun::default()
-            }),
+            })),
         }
     }
 
