@@ -164,7 +164,7 @@ struct Search<'r, R> {
 
 impl<R: TrialRunner> Search<'_, R> {
     fn budget_left(&self) -> bool {
-        (self.steps.len() as u32) < self.params.max_trials
+        u32::try_from(self.steps.len()).is_ok_and(|n| n < self.params.max_trials)
     }
 
     /// The load a step stands for: what was asked, or the maximum.
@@ -256,7 +256,7 @@ impl<R: TrialRunner> Search<'_, R> {
                     None if long_only => {
                         let step =
                             self.params.precision * f64::from(2u32.saturating_pow(failed_finals));
-                        let below = (fail as f64 * (1.0 - step.min(1.0))) as u64;
+                        let below = whole_pps(fail as f64 * (1.0 - step.min(1.0)));
                         (below.max(min).min(fail.saturating_sub(1)), Some(fail))
                     }
                     None => (min, Some(fail)),
@@ -317,6 +317,14 @@ impl<R: TrialRunner> Search<'_, R> {
     }
 }
 
+/// `value` rounded down to a whole count (packets, packets per second): a float's `as`
+/// cast does exactly that, and saturates (negative or NaN to 0, past `u64::MAX` to it),
+/// which is right for a load.
+#[allow(clippy::cast_possible_truncation)]
+pub fn whole_pps(value: f64) -> u64 {
+    value as u64
+}
+
 /// Finds NDR and PDR with `runner`'s trials.
 pub async fn search<R: TrialRunner>(
     runner: &mut R,
@@ -324,7 +332,7 @@ pub async fn search<R: TrialRunner>(
 ) -> anyhow::Result<SearchOutcome> {
     params.validate()?;
     let maximum = runner.trial(Phase::Maximum, None, params.trial).await?;
-    let max_load = maximum.offered_pps.floor().max(0.0) as u64;
+    let max_load = whole_pps(maximum.offered_pps);
     let mut search = Search {
         runner,
         params: params.clone(),
@@ -412,8 +420,8 @@ mod tests {
                 self.capacity
             };
             let secs = duration.as_secs_f64();
-            let sent = (offered * secs).round() as u64;
-            let mut lost = ((offered - capacity).max(0.0) * secs).round() as u64;
+            let sent = whole_pps((offered * secs).round());
+            let mut lost = whole_pps(((offered - capacity).max(0.0) * secs).round());
             if offered > 0.9 * capacity && self.rng.gen_bool(self.noise) {
                 lost += self.rng.gen_range(1..5);
             }
@@ -458,7 +466,7 @@ mod tests {
             if result == 0 {
                 continue;
             }
-            let max = outcome.max_offered_pps as u64;
+            let max = whole_pps(outcome.max_offered_pps);
             assert!(
                 outcome.steps.iter().any(|s| s.phase == Phase::Final
                     && s.load_pps.unwrap_or(max) == result

@@ -1,12 +1,14 @@
-//! `dpdkhost report RUN...`: several saved runs in one SVG (latency curves overlaid,
-//! packet rates overlaid) and their summary lines.
+//! `dpdkhost report RUN...`: a table of saved runs (one row per run, direction and
+//! method, and per frame size of a search) and an SVG with one chart per figure, the
+//! runs side by side.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 
 use crate::cli::ReportArgs;
-use crate::results::{chart, RunRecord, RunResult};
+use crate::results::{chart, table, RunRecord};
 
 /// Runs `report`.
 pub fn run(args: ReportArgs, json: bool) -> anyhow::Result<ExitCode> {
@@ -14,51 +16,60 @@ pub fn run(args: ReportArgs, json: bool) -> anyhow::Result<ExitCode> {
         bail!("report needs at least one saved run (results/*.json)");
     }
     let mut records = Vec::new();
-    for path in &args.runs {
-        let record = RunRecord::load(path)?;
-        let label = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        records.push((label, record));
+    for (path, label) in args.runs.iter().zip(labels(&args.runs)) {
+        records.push((label, RunRecord::load(path)?));
     }
     let borrowed: Vec<(String, &RunRecord)> = records.iter().map(|(l, r)| (l.clone(), r)).collect();
     let svg = chart::for_runs(&borrowed, &args.runs[0])?;
     std::fs::write(&args.output, svg)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
-    let mut lines = Vec::new();
-    for (label, record) in &records {
-        match &record.result {
-            RunResult::Pingpong(run) => {
-                for side in std::iter::once(&run.agent).chain(run.baseline.as_ref()) {
-                    lines.push(chart::latency_line(
-                        &format!("{label} {}", side.method),
-                        &side.rtt,
-                    ));
-                }
-            }
-            RunResult::Bench(run) => {
-                for d in run.agent.iter().chain(&run.baseline) {
-                    lines.push(chart::rate_line(
-                        &format!("{label} {} vm{}->vm{}", d.method, d.from, d.to),
-                        d,
-                    ));
-                }
-            }
-        }
-    }
+    let rows = table::rows(&borrowed);
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "svg": args.output, "summary": lines })
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({ "svg": args.output, "rows": rows }))?
         );
     } else {
-        for line in &lines {
-            println!("{line}");
-        }
+        print!("{}", table::render(&rows));
         println!("chart: {}", args.output.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each run's label: its file's stem, or its whole path where two files share a stem
+/// (runs of two results directories), so that no two rows or chart ticks merge.
+fn labels(paths: &[PathBuf]) -> Vec<String> {
+    let stem = |path: &Path| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string())
+    };
+    paths
+        .iter()
+        .map(|path| {
+            let own = stem(path);
+            if paths.iter().filter(|other| stem(other) == own).count() > 1 {
+                path.display().to_string()
+            } else {
+                own
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_stems_unless_two_runs_share_one() {
+        let paths: Vec<PathBuf> = ["a/1-bench.json", "b/1-bench.json", "a/2-pingpong.json"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(
+            labels(&paths),
+            ["a/1-bench.json", "b/1-bench.json", "2-pingpong"]
+        );
+    }
 }

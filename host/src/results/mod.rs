@@ -5,6 +5,7 @@
 pub mod chart;
 pub mod hgrm;
 pub mod search_chart;
+pub mod table;
 pub mod udp_drops;
 
 use std::path::{Path, PathBuf};
@@ -548,8 +549,9 @@ impl BenchRun {
 pub enum RunResult {
     /// `dpdkhost run pingpong`.
     Pingpong(Box<PingPongRun>),
-    /// `dpdkhost bench --pps`.
-    Bench(BenchRun),
+    /// `dpdkhost bench --pps` (boxed like the ping-pong: trials and searches make it
+    /// far larger than the other).
+    Bench(Box<BenchRun>),
 }
 
 /// A saved run.
@@ -752,16 +754,108 @@ pub(crate) mod tests {
             started_at: "2026-11-27T18:46:00Z".into(),
             parameters: serde_json::json!({"duration": "3s"}),
             environment: Environment::of_host("test", "tcg"),
-            result: RunResult::Bench(BenchRun {
+            result: RunResult::Bench(Box::new(BenchRun {
                 direction: "uni".into(),
                 agent: vec![direction],
                 ..BenchRun::default()
-            }),
+            })),
         }
     }
 
-    /// A search over two sizes, the first with latency levels.
+    /// A bench of three trials (paced at 250 kpps), its rx rate differing per trial.
+    pub(crate) fn sample_bench_trials() -> RunRecord {
+        let mut record = sample_bench();
+        let RunResult::Bench(run) = &mut record.result else {
+            unreachable!()
+        };
+        let base = run.agent[0].clone();
+        let trials: Vec<Trial> = [
+            (250_000.0, 190_000.0),
+            (249_000.0, 200_000.0),
+            (251_000.0, 230_000.0),
+        ]
+        .into_iter()
+        .map(|(tx_pps, rx_pps)| {
+            let direction = BenchDirection {
+                tx_pps,
+                rx_pps,
+                target_pps: Some(250_000),
+                ..base.clone()
+            };
+            Trial {
+                phase: "measure".into(),
+                target_pps: Some(250_000),
+                duration_ns: direction.duration_ns,
+                loss_ratio: direction.loss_ratio(),
+                directions: vec![direction],
+            }
+        })
+        .collect();
+        run.agent = trials.iter().flat_map(|t| t.directions.clone()).collect();
+        let rx: Vec<f64> = run.agent.iter().map(|d| d.rx_pps).collect();
+        run.rx_pps_spread = [("vm1->vm2".to_owned(), Spread::of(&rx).unwrap())].into();
+        run.trials = trials;
+        record
+    }
+
+    /// A search over two frame sizes, three searches each.
     pub(crate) fn sample_search() -> RunRecord {
+        let mut record = sample_bench();
+        let RunResult::Bench(run) = &mut record.result else {
+            unreachable!()
+        };
+        let base = run.agent[0].clone();
+        let search = |size: u32, ndr: [u64; 3], pdr: [u64; 3]| {
+            let searches = ndr
+                .iter()
+                .zip(&pdr)
+                .map(|(&ndr_pps, &pdr_pps)| SearchRecord {
+                    max_offered_pps: pdr_pps as f64 * 1.5,
+                    ndr_pps,
+                    pdr_pps,
+                    converged: true,
+                    trials: [("maximum", 1_000_000_000u64), ("final", 10_000_000_000)]
+                        .into_iter()
+                        .map(|(phase, duration_ns)| Trial {
+                            phase: phase.into(),
+                            target_pps: None,
+                            duration_ns,
+                            directions: vec![BenchDirection {
+                                size,
+                                ..base.clone()
+                            }],
+                            loss_ratio: 0.0,
+                        })
+                        .collect(),
+                })
+                .collect();
+            let spread = |values: [u64; 3]| Spread::of(&values.map(|v| v as f64)).unwrap();
+            let (ndr, pdr) = (spread(ndr), spread(pdr));
+            SizeSearch {
+                size,
+                loss_ratio_goal: 0.005,
+                ndr_pps: ndr.median,
+                pdr_pps: pdr.median,
+                ndr_gbps: 0.0,
+                pdr_gbps: 0.0,
+                ndr,
+                pdr,
+                searches,
+                latency: Vec::new(),
+            }
+        };
+        run.agent.clear();
+        run.search = vec![
+            search(64, [150_000, 160_000, 155_000], [180_000, 185_000, 175_000]),
+            search(1518, [90_000, 91_000, 89_000], [99_000, 99_500, 98_000]),
+        ];
+        run.ndr_pps = Some(run.search[0].ndr_pps);
+        run.pdr_pps = Some(run.search[0].pdr_pps);
+        record
+    }
+
+    /// A search over two sizes, the first with latency levels.
+    pub(crate) fn sample_search_with_latency() -> RunRecord {
         let mut record = sample_bench();
         let RunResult::Bench(run) = &mut record.result else {
             unreachable!()
@@ -805,10 +899,13 @@ pub(crate) mod tests {
             pdr: Spread::of(&[ndr + 8000.0, ndr * 1.2, ndr * 1.5]).unwrap(),
             searches: vec![SearchRecord {
                 max_offered_pps: 300_000.0,
-                ndr_pps: ndr as u64,
-                pdr_pps: (ndr * 1.2) as u64,
+                ndr_pps: crate::search::whole_pps(ndr),
+                pdr_pps: crate::search::whole_pps(ndr * 1.2),
                 converged: true,
-                trials: vec![trial("maximum", None), trial("final", Some(ndr as u64))],
+                trials: vec![
+                    trial("maximum", None),
+                    trial("final", Some(crate::search::whole_pps(ndr))),
+                ],
             }],
             latency,
         };
@@ -824,7 +921,7 @@ pub(crate) mod tests {
     #[test]
     fn a_search_saves_its_chart_and_a_histogram_per_latency_level() {
         let dir = tempfile::tempdir().unwrap();
-        let record = sample_search();
+        let record = sample_search_with_latency();
         let saved = record.save(dir.path()).unwrap();
         assert_eq!(RunRecord::load(&saved.json).unwrap(), record);
         let names: Vec<String> = saved

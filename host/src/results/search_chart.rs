@@ -265,7 +265,7 @@ pub fn for_search(run: &BenchRun) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::sample_search;
+    use super::super::tests::sample_search_with_latency as sample_search;
     use super::*;
 
     #[test]

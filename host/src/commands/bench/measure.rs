@@ -193,7 +193,7 @@ pub async fn search_size(
     };
     if let Some((probe_rate_pps, duration)) = latency {
         for percent in LATENCY_LEVELS {
-            let load_pps = (result.pdr_pps * f64::from(percent) / 100.0).round() as u64;
+            let load_pps = search::whole_pps((result.pdr_pps * f64::from(percent) / 100.0).round());
             if percent > 0 && load_pps == 0 {
                 continue;
             }

@@ -204,7 +204,7 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 "tolerance": args.expect_pps.map(|_| args.tolerance),
             }),
             environment,
-            result: RunResult::Bench(run),
+            result: RunResult::Bench(Box::new(run)),
         };
         let saved = save_and_report(&record, &args.results, ctx.json)?;
         let RunResult::Bench(run) = &record.result else {
