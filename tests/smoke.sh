@@ -290,6 +290,86 @@ assert abs(run["median_rx_ratio"] - statistics.median(r["rx_ratio"] for r in rou
 print(f"smoke: ratio agent/testpmd, median of 2 rounds: tx={run['median_tx_ratio']:.2f} rx={run['median_rx_ratio']:.2f}")
 PY
 
+step "port release 2: EAL arguments, MAC and IP for an application; status shows who holds the port"
+dpdkhost port release 2 --json > "$results/port-release.json"
+python3 - "$results/port-release.json" <<'PY'
+import json, sys
+grant = json.load(open(sys.argv[1]))
+assert grant["vm"] == "vm2" and "-a" in grant["eal_args"] and "-m" in grant["eal_args"], grant
+assert any(a.startswith("--file-prefix") for a in grant["eal_args"]), grant
+assert grant["peer"]["vm"] == "vm1" and grant["ip"] and grant["mac"], grant
+print(f"smoke: vm2 released: EAL {grant['eal']}; peer {grant['peer']['vm']} {grant['peer']['mac']} {grant['peer']['ip']}")
+PY
+dpdkhost status --json | python3 -c 'import json,sys; h=[v["port_holder"] for v in json.load(sys.stdin)["vms"]]; assert h == ["agent", "released"], h'
+if dpdkhost port release 2 > "$results/port-twice.txt" 2>&1; then echo "smoke: a released port was released again" >&2; exit 1; fi
+grep -q "already released" "$results/port-twice.txt" || { cat "$results/port-twice.txt" >&2; exit 1; }
+dpdkhost port acquire 2
+dpdkhost status --json | python3 -c 'import json,sys; h=[v["port_holder"] for v in json.load(sys.stdin)["vms"]]; assert h == ["agent", "agent"], h'
+
+step "cp: a file into vm2 keeps its mode, and comes back out the same"
+printf '#!/bin/sh\necho copied\n' > "$results/cp-probe.sh"
+chmod 750 "$results/cp-probe.sh"
+dpdkhost cp "$results/cp-probe.sh" 2:/tmp/
+[ "$(dpdkhost exec 2 -- /tmp/cp-probe.sh)" = copied ] || { echo "smoke: the copied script did not run" >&2; exit 1; }
+[ "$(dpdkhost exec 2 -- stat -c %a /tmp/cp-probe.sh)" = 750 ] || { echo "smoke: mode lost" >&2; exit 1; }
+dpdkhost cp 2:/tmp/cp-probe.sh "$results/cp-back.sh"
+cmp "$results/cp-probe.sh" "$results/cp-back.sh"
+if dpdkhost cp 2:/nonexistent "$results/none" 2>"$results/cp-missing.txt"; then echo "smoke: a missing file was copied" >&2; exit 1; fi
+[ ! -e "$results/none" ] || { echo "smoke: a failed copy left a file" >&2; exit 1; }
+
+# The port is back with the agent: vm2's agent reflects vm1's ping-pong again.
+port_is_back() {
+  dpdkhost status --json | python3 -c 'import json,sys; h=[v["port_holder"] for v in json.load(sys.stdin)["vms"]]; assert h == ["agent", "agent"], h'
+  dpdkhost run pingpong --count 20 --json --results "$results" > "$results/pingpong-after-exec.json"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["result"]["agent"]; assert r["received"] == 20, r' "$results/pingpong-after-exec.json"
+}
+testpmd_cmd='dpdk-testpmd {eal} -- --total-num-mbufs=8192 --forward-mode=io --stats-period=1'
+
+step "exec 2 --dpdk: dpdk-testpmd on the released port; the port comes back after it exits"
+dpdkhost exec 2 --dpdk -- 'test -n "$DPDKHOST_EAL" && test -n "$DPDKHOST_PEER_MAC" && dpdk-testpmd {eal} -- --total-num-mbufs=8192 --forward-mode=io </dev/null' > "$results/exec-exit.txt" 2>&1 \
+  || { cat "$results/exec-exit.txt" >&2; exit 1; }
+grep -q "Press enter to exit\|Bye" "$results/exec-exit.txt" || { cat "$results/exec-exit.txt" >&2; exit 1; }
+port_is_back
+
+step "exec 2 --dpdk: after the command crashes (SIGSEGV), the status is its and the port comes back"
+set +e
+dpdkhost exec 2 --dpdk -- "$testpmd_cmd & sleep 8; kill -SEGV \$!; wait \$!" > "$results/exec-crash.txt" 2>&1
+status=$?
+set -e
+[ "$status" = 139 ] || { echo "smoke: exec after a crash exited $status, not 139" >&2; cat "$results/exec-crash.txt" >&2; exit 1; }
+port_is_back
+
+step "exec 2 --dpdk: after the command is killed from outside, and after its ssh is lost"
+"$bin" --env "$env_name" exec 2 --dpdk -- "$testpmd_cmd" > "$results/exec-killed.txt" 2>&1 &
+exec_pid=$!
+sleep 12
+dpdkhost exec 2 -- sudo pkill -KILL -x dpdk-testpmd
+set +e; wait "$exec_pid"; status=$?; set -e
+[ "$status" = 137 ] || { echo "smoke: exec after kill exited $status" >&2; cat "$results/exec-killed.txt" >&2; exit 1; }
+port_is_back
+"$bin" --env "$env_name" exec 2 --dpdk -- "$testpmd_cmd" > "$results/exec-lost.txt" 2>&1 &
+exec_pid=$!
+sleep 12
+ssh_pid=$(pgrep -P "$exec_pid" -x ssh)
+kill -KILL "$ssh_pid"
+set +e; wait "$exec_pid"; status=$?; set -e
+grep -q "command terminated\|command killed" "$results/exec-lost.txt" || { echo "smoke: exit $status" >&2; cat "$results/exec-lost.txt" >&2; exit 1; }
+port_is_back
+"$bin" --env "$env_name" exec 2 --dpdk -- "$testpmd_cmd" > "$results/exec-int.txt" 2>&1 &
+exec_pid=$!
+sleep 12
+kill -INT "$exec_pid"
+set +e; wait "$exec_pid"; set -e
+grep -q "interrupted" "$results/exec-int.txt" || { cat "$results/exec-int.txt" >&2; exit 1; }
+port_is_back
+echo "smoke: exec --dpdk gave the port back after exit, crash (139), kill (137), lost ssh and Ctrl-C"
+
+step "exec: bad input is refused, the agents left serving"
+if dpdkhost exec 2 --dpdk -- no-such-command-dpdkhost > "$results/exec-missing.txt" 2>&1; then echo "smoke: a missing command succeeded" >&2; exit 1; fi
+port_is_back
+if dpdkhost exec 9 -- true 2> "$results/exec-novm.txt"; then echo "smoke: exec on vm9" >&2; exit 1; fi
+grep -q "vm1, vm2" "$results/exec-novm.txt" || { cat "$results/exec-novm.txt" >&2; exit 1; }
+
 step "one mutating command at a time: down while a bench runs is refused, naming it"
 "$bin" --env "$env_name" bench --pps --duration 6 --results "$results" >/dev/null 2>&1 &
 bench_pid=$!

@@ -105,9 +105,22 @@ fn op() -> impl Strategy<Value = Op> {
         u64_in(1..100_000),
         u32_in(1..513),
         u64_in(1..1_000_000_000),
+        u32_in(0..200_000),
+        any::<bool>(),
     )
         .prop_map(
-            |(mode, peer_ip, size, rate_pps, duration_ns, count, burst, drain_ns)| {
+            |(
+                mode,
+                peer_ip,
+                size,
+                rate_pps,
+                duration_ns,
+                count,
+                burst,
+                drain_ns,
+                probe_rate_pps,
+                probe_only,
+            )| {
                 Op::Bench(v1::BenchRequest {
                     mode,
                     peer_ip,
@@ -117,6 +130,8 @@ fn op() -> impl Strategy<Value = Op> {
                     count,
                     burst,
                     drain_ns,
+                    probe_rate_pps,
+                    probe_only,
                 })
             },
         );

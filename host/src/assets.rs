@@ -17,6 +17,9 @@ pub const CUSTOMIZE_IMAGE: &str = include_str!("../../cloud-init/customize-image
 pub const IMAGE_FILESYSTEM: &str = include_str!("../../cloud-init/image-filesystem.sh");
 /// The testpmd baseline's runner in the guest.
 pub const TESTPMD_RUN: &str = include_str!("../../cloud-init/testpmd-run.sh");
+/// `dpdkhost exec`'s runner in the guest: runs the command in a recorded process group
+/// and stops that group afterwards.
+pub const EXEC_RUN: &str = include_str!("../../cloud-init/exec-run.sh");
 /// What `up` shows of a VM whose agent did not come up.
 pub const BOOT_REPORT: &str = include_str!("../../cloud-init/boot-report.sh");
 /// The guest load probe.
@@ -38,6 +41,7 @@ mod tests {
             ("guest-load.sh", GUEST_LOAD, "sh"),
             ("boot-report.sh", BOOT_REPORT, "sh"),
             ("testpmd-run.sh", TESTPMD_RUN, "bash"),
+            ("exec-run.sh", EXEC_RUN, "bash"),
         ] {
             let status = std::process::Command::new(shell)
                 .args(["-n", "-c", text])

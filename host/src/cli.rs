@@ -65,6 +65,13 @@ pub enum Command {
     Bench(BenchArgs),
     /// Every agent's selftest, the test packet through its peer's reflector.
     Selftest,
+    /// Hand a VM's data port to your own DPDK application, or take it back.
+    #[command(subcommand)]
+    Port(PortCommand),
+    /// Run a command in a VM (as root on the released data port with --dpdk).
+    Exec(ExecArgs),
+    /// Copy a file into a VM (FILE N[:DEST]) or out of it (N:SRC DEST).
+    Cp(CpArgs),
     /// Overlay saved runs (results/*.json) in one SVG chart.
     Report(ReportArgs),
     /// An OpenSSH config block per VM (pinned host keys), for ssh -F, scp, rsync, editors.
@@ -73,6 +80,49 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// The man pages: dpdkhost(1) and one per subcommand.
     Man(ManArgs),
+}
+
+/// `port ...`.
+#[derive(Debug, Subcommand)]
+pub enum PortCommand {
+    /// The agent lets go of its data port (left bound for DPDK) and prints the EAL
+    /// arguments, MAC and IP an application needs, and the peer's.
+    Release(PortArgs),
+    /// The agent takes its data port back (stop the application first).
+    Acquire(PortArgs),
+}
+
+/// `port release|acquire`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// VM index (1, 2, ...) or name (vm1).
+    pub vm: String,
+}
+
+/// `exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// VM index (1, 2, ...) or name (vm1).
+    pub vm: String,
+    /// Release the data port first, replace {eal} in the command with the EAL
+    /// arguments for it, set DPDKHOST_EAL, DPDKHOST_DATA_MAC, DPDKHOST_DATA_IP,
+    /// DPDKHOST_PEER_MAC and DPDKHOST_PEER_IP, run it as root, and take the port back
+    /// however it ends.
+    #[arg(long)]
+    pub dpdk: bool,
+    /// The command (after `--`), shell text as ssh passes it on.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// `cp`.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// A local file, or N:PATH in a VM.
+    pub source: String,
+    /// N or N:PATH in a VM (default: the user's home; a path ending in / is a
+    /// directory), or a local path.
+    pub dest: String,
 }
 
 /// `ssh-config`.

@@ -75,7 +75,19 @@ pub fn with_retries<T, E: std::fmt::Display>(
 /// (ssh reads options after the destination too: `-o ProxyCommand=...` would run on
 /// this host). `batch` disables prompts.
 pub fn command(ctx: &Context, state: &State, vm: &VmState, batch: bool) -> Command {
+    command_with(ctx, state, vm, batch, &[])
+}
+
+/// [`command`] with more ssh options (before the destination), e.g. `-tt`.
+pub fn command_with(
+    ctx: &Context,
+    state: &State,
+    vm: &VmState,
+    batch: bool,
+    options: &[&str],
+) -> Command {
     let mut cmd = Command::new("ssh");
+    cmd.args(options);
     cmd.args(["-o", "StrictHostKeyChecking=yes"])
         .arg("-o")
         .arg(format!(

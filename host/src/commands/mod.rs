@@ -3,8 +3,10 @@
 
 pub mod bench;
 pub mod completions;
+pub mod cp;
 pub mod doctor;
 pub mod down;
+pub mod exec;
 pub mod image;
 pub mod init;
 pub mod inventory;
@@ -12,6 +14,7 @@ pub mod logs;
 pub mod outputs;
 pub mod pingpong;
 pub mod plan;
+pub mod port;
 pub mod report;
 pub mod selftest;
 pub mod ssh;
@@ -24,7 +27,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::cli::{Cli, Command, ImageCommand, RunCommand};
+use crate::cli::{Cli, Command, ImageCommand, PortCommand, RunCommand};
 use crate::context::Context;
 use crate::lock::{self, EnvLock};
 
@@ -73,6 +76,21 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let (ctx, _lock) = locked()?;
             selftest::run(&ctx)
         }
+        Command::Port(PortCommand::Release(args)) => {
+            let (ctx, _lock) = locked()?;
+            port::run_release(args, &ctx)
+        }
+        Command::Port(PortCommand::Acquire(args)) => {
+            let (ctx, _lock) = locked()?;
+            port::run_acquire(args, &ctx)
+        }
+        // `exec --dpdk` hands the port over and back: it changes the lab.
+        Command::Exec(args) if args.dpdk => {
+            let (ctx, _lock) = locked()?;
+            exec::run(args, &ctx)
+        }
+        Command::Exec(args) => exec::run(args, &ctx()?),
+        Command::Cp(args) => cp::run(args, &ctx()?),
         Command::Report(args) => report::run(args, g.json),
         Command::SshConfig(args) => ssh_config::run(args, &ctx()?),
         Command::Completions(args) => completions::completions(args),

@@ -40,6 +40,24 @@ pub struct VmStatus {
     /// Why EAL failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eal_error: Option<String>,
+    /// Who holds the data port: `agent`, `released` (to a DPDK application: `port
+    /// release`, `exec --dpdk`, the testpmd baseline), `kernel` (handed to the kernel
+    /// driver), or `none`.
+    pub port_holder: Option<String>,
+}
+
+/// Who holds the data port, from the agent's Info.
+pub fn port_holder(info: &agent_proto::v1::InfoReply) -> &'static str {
+    match EalState::try_from(info.eal_state).unwrap_or(EalState::Unspecified) {
+        EalState::Ready => "agent",
+        EalState::Released
+            if !info.kernel_driver.is_empty() && info.bound_driver == info.kernel_driver =>
+        {
+            "kernel"
+        }
+        EalState::Released => "released",
+        EalState::Failed | EalState::Unspecified => "none",
+    }
 }
 
 /// Runs `status`.
@@ -74,7 +92,7 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         .zip(answers)
         .map(|(vm, answer)| {
             let dom = found.domain(vm.index);
-            let (health, err, eal, eal_err) = match answer {
+            let (health, err, eal, eal_err, holder) = match answer {
                 Ok((h, info)) => {
                     let health = match h {
                         Health::Serving => "SERVING",
@@ -88,10 +106,11 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
                             .trim_start_matches("EAL_STATE_")
                             .to_owned()
                     });
+                    let holder = info.as_ref().map(|i| port_holder(i).to_owned());
                     let eal_err = info.map(|i| i.eal_error).filter(|e| !e.is_empty());
-                    (health.to_owned(), None, eal, eal_err)
+                    (health.to_owned(), None, eal, eal_err, holder)
                 }
-                Err(e) => ("UNREACHABLE".to_owned(), Some(e), None, None),
+                Err(e) => ("UNREACHABLE".to_owned(), Some(e), None, None, None),
             };
             VmStatus {
                 vm: vm.name.clone(),
@@ -106,6 +125,7 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
                 agent_error: err,
                 eal_state: eal,
                 eal_error: eal_err,
+                port_holder: holder,
             }
         })
         .collect();
@@ -120,12 +140,12 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             ctx.env, state.network, state.accel, state.accel_reason
         );
         println!(
-            "{:<5} {:<9} {:<5} {:<12} {:<16} {:<16} {:<12} {:<11} EAL",
-            "VM", "STATE", "ACCEL", "MGMT", "SSH", "AGENT", "DATA", "HEALTH"
+            "{:<5} {:<9} {:<5} {:<12} {:<16} {:<16} {:<12} {:<11} {:<9} PORT",
+            "VM", "STATE", "ACCEL", "MGMT", "SSH", "AGENT", "DATA", "HEALTH", "EAL"
         );
         for r in &rows {
             println!(
-                "{:<5} {:<9} {:<5} {:<12} {:<16} {:<16} {:<12} {:<11} {}",
+                "{:<5} {:<9} {:<5} {:<12} {:<16} {:<16} {:<12} {:<11} {:<9} {}",
                 r.vm,
                 r.state,
                 r.accel.as_deref().unwrap_or("-"),
@@ -134,7 +154,8 @@ pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
                 r.agent,
                 r.data_ip,
                 r.agent_health,
-                r.eal_state.as_deref().unwrap_or("-")
+                r.eal_state.as_deref().unwrap_or("-"),
+                r.port_holder.as_deref().unwrap_or("-")
             );
             if let Some(e) = &r.agent_error {
                 println!("      agent: {e}");

@@ -47,7 +47,8 @@ pub enum EalArg {
 }
 
 impl EalArg {
-    fn words(&self) -> Vec<String> {
+    /// The words on a command line.
+    pub fn words(&self) -> Vec<String> {
         match self {
             EalArg::Allow(pci) => vec!["-a".to_owned(), pci.to_string()],
             EalArg::IovaMode(mode) => vec![format!("--iova-mode={mode}")],

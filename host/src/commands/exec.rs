@@ -1,0 +1,247 @@
+//! `dpdkhost exec N [--dpdk] -- CMD...`: runs a command in VM N over ssh (pinned host
+//! key) and streams its output, exiting with its status. With `--dpdk` the agent
+//! releases its data port first, `{eal}` in CMD becomes the EAL arguments for it,
+//! `DPDKHOST_EAL`, `DPDKHOST_DATA_MAC`, `DPDKHOST_DATA_IP`, `DPDKHOST_PEER_MAC` and
+//! `DPDKHOST_PEER_IP` are set, the command runs as root, and on every way out (exit,
+//! crash, Ctrl-C, kill, lost ssh) whatever is left of it is stopped and the agent
+//! takes its port back.
+
+use std::io::IsTerminal;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use crate::cli::ExecArgs;
+use crate::commands::port::{self, PortGrant};
+use crate::context::{self, Context, ContextError};
+use crate::drive::Agent;
+use crate::ssh;
+
+/// The placeholder `--dpdk` replaces with the EAL arguments.
+pub const EAL_PLACEHOLDER: &str = "{eal}";
+
+/// The user's words as the remote shell text ssh would make of them (joined by
+/// spaces), with `{eal}` replaced by the grant's quoted EAL arguments.
+pub fn command_text(words: &[String], grant: Option<&PortGrant>) -> String {
+    let text = words.join(" ");
+    match grant {
+        Some(grant) => text.replace(EAL_PLACEHOLDER, &grant.eal),
+        None => text,
+    }
+}
+
+/// `sudo env VARS... bash -c RUNNER exec-run.sh run ID TEXT`, quoted for the login
+/// shell ssh hands it to.
+fn dpdk_remote(grant: &PortGrant, id: &str, text: &str) -> anyhow::Result<String> {
+    let mut words = vec!["sudo".to_owned(), "env".to_owned()];
+    words.extend(
+        grant
+            .environment()
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}")),
+    );
+    words.extend(
+        [
+            "bash",
+            "-c",
+            crate::assets::EXEC_RUN,
+            "exec-run.sh",
+            "run",
+            id,
+            text,
+        ]
+        .map(str::to_owned),
+    );
+    crate::shell::join(&words).context("the command holds a NUL byte")
+}
+
+fn stop_remote(id: &str) -> anyhow::Result<String> {
+    crate::shell::join(&[
+        "sudo",
+        "bash",
+        "-c",
+        crate::assets::EXEC_RUN,
+        "exec-run.sh",
+        "stop",
+        id,
+    ])
+    .context("the runner holds a NUL byte")
+}
+
+/// Runs `exec`.
+pub fn run(args: ExecArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
+    if args.command.is_empty() {
+        bail!("exec needs a command after `--` (e.g. dpdkhost exec 2 -- uname -a)");
+    }
+    let state = ctx.require_state()?;
+    let vm = state
+        .vm(&args.vm)
+        .ok_or_else(|| ContextError::NoSuchVm {
+            which: args.vm.clone(),
+            env: ctx.env.clone(),
+            known: state
+                .vms
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?
+        .clone();
+    // A terminal gets a remote terminal: Ctrl-C then reaches the command as it would
+    // locally, and a lost connection hangs it up.
+    let tty = std::io::stdin().is_terminal();
+    let options: &[&str] = if tty { &["-tt"] } else { &["-T"] };
+    if !args.dpdk {
+        let status = ssh::command_with(ctx, &state, &vm, false, options)
+            .arg(command_text(&args.command, None))
+            .status()
+            .context("cannot run ssh (openssh-client installed?)")?;
+        return Ok(exit_code(status));
+    }
+    let endpoint = ctx.agent(&args.vm)?;
+    let rt = context::runtime()?;
+    rt.block_on(async {
+        let mut agent = Agent::connect(&endpoint).await?;
+        let grant = port::release(ctx, &mut agent).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let text = command_text(&args.command, Some(&grant));
+        tracing::info!(vm = %vm.name, %text, "exec --dpdk");
+        if !ctx.json {
+            eprintln!(
+                "exec: {}'s data port released; running as root: {text}",
+                vm.name
+            );
+        }
+        let outcome = async {
+            let remote = dpdk_remote(&grant, &id, &text)?;
+            let mut child =
+                tokio::process::Command::from(ssh::command_with(ctx, &state, &vm, false, options))
+                    .arg(remote)
+                    .stdin(if tty { Stdio::inherit() } else { Stdio::null() })
+                    .kill_on_drop(true)
+                    .spawn()
+                    .context("cannot run ssh (openssh-client installed?)")?;
+            // Without a remote terminal, Ctrl-C here stops the command through the
+            // runner (with one, ssh passes it on and this never fires first).
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let status = tokio::select! {
+                status = child.wait() => status?,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("exec: interrupted; stopping the command in {}", vm.name);
+                    let _ = child.start_kill();
+                    child.wait().await?
+                }
+                _ = terminate.recv() => {
+                    eprintln!("exec: terminated; stopping the command in {}", vm.name);
+                    let _ = child.start_kill();
+                    child.wait().await?
+                }
+            };
+            anyhow::Ok(status)
+        }
+        .await;
+        // Every way out: what is left of the command stops before the port goes back.
+        let stopped = {
+            let stop = stop_remote(&id)?;
+            let cmd = ssh::command(ctx, &state, &vm, true);
+            let mut cmd = tokio::process::Command::from(cmd);
+            cmd.arg(stop).stdin(Stdio::null());
+            tokio::time::timeout(Duration::from_secs(60), cmd.output()).await
+        };
+        let stop_note = match stopped {
+            Ok(Ok(output)) if output.status.success() => {
+                String::from_utf8_lossy(&output.stdout).trim().to_owned()
+            }
+            Ok(Ok(output)) => format!(
+                "stop failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            Ok(Err(error)) => format!("stop failed: {error}"),
+            Err(_) => "stop timed out".to_owned(),
+        };
+        tracing::info!(vm = %vm.name, stop = %stop_note, "the command's processes");
+        let acquired = agent.acquire_port().await;
+        if !ctx.json {
+            eprintln!(
+                "exec: command {stop_note}; {}",
+                match &acquired {
+                    Ok(_) => format!("{}'s agent holds its data port again", vm.name),
+                    Err(error) => format!("the agent could not take the port back: {error}"),
+                }
+            );
+        }
+        acquired.with_context(|| {
+            format!(
+                "{}'s agent could not take its port back (dpdkhost port acquire {})",
+                vm.name, vm.index
+            )
+        })?;
+        let status = outcome?;
+        if stop_note.starts_with("stop") {
+            bail!("{}: {stop_note}; the port was taken back anyway", vm.name);
+        }
+        Ok(exit_code(status))
+    })
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant() -> PortGrant {
+        PortGrant {
+            vm: "vm2".into(),
+            eal_args: vec!["-a".into(), "0000:00:03.0".into(), "--file-prefix=x".into()],
+            eal: "-a 0000:00:03.0 --file-prefix=x".into(),
+            mac: "52:54:00:00:00:02".into(),
+            ip: "10.0.1.6".into(),
+            prefix: 24,
+            peer: None,
+            free_hugepages: 32,
+        }
+    }
+
+    #[test]
+    fn eal_placeholders_become_the_grants_arguments() {
+        let words = ["dpdk-testpmd", "{eal}", "--", "-i", "--eth-peer=0,{eal}x"].map(String::from);
+        assert_eq!(
+            command_text(&words, Some(&grant())),
+            "dpdk-testpmd -a 0000:00:03.0 --file-prefix=x -- -i --eth-peer=0,-a 0000:00:03.0 --file-prefix=xx"
+        );
+        assert_eq!(command_text(&words, None), words.join(" "));
+    }
+
+    #[test]
+    fn the_remote_command_quotes_every_value() {
+        let mut hostile = grant();
+        hostile.mac = "$(touch /tmp/pwned)".into();
+        let text = dpdk_remote(&hostile, "abc-1", "echo hi").unwrap();
+        assert!(
+            text.contains("'DPDKHOST_DATA_MAC=$(touch /tmp/pwned)'"),
+            "{text}"
+        );
+        // The shell reads it back into the same words.
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf '%s\\n' {text}")])
+            .output()
+            .unwrap();
+        let words: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert!(words.contains(&"DPDKHOST_DATA_MAC=$(touch /tmp/pwned)".to_owned()));
+        assert_eq!(words.last().map(String::as_str), Some("echo hi"));
+    }
+}
