@@ -319,6 +319,7 @@ if dpdkhost cp 2:/nonexistent "$results/none" 2>"$results/cp-missing.txt"; then 
 
 # The port is back with the agent: vm2's agent reflects vm1's ping-pong again.
 port_is_back() {
+  if dpdkhost exec 2 -- pgrep -x dpdk-testpmd; then echo "smoke: testpmd still runs in vm2" >&2; exit 1; fi
   dpdkhost status --json | python3 -c 'import json,sys; h=[v["port_holder"] for v in json.load(sys.stdin)["vms"]]; assert h == ["agent", "agent"], h'
   dpdkhost run pingpong --count 20 --json --results "$results" > "$results/pingpong-after-exec.json"
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["result"]["agent"]; assert r["received"] == 20, r' "$results/pingpong-after-exec.json"
@@ -353,7 +354,8 @@ sleep 12
 ssh_pid=$(pgrep -P "$exec_pid" -x ssh)
 kill -KILL "$ssh_pid"
 set +e; wait "$exec_pid"; status=$?; set -e
-grep -q "command terminated\|command killed" "$results/exec-lost.txt" || { echo "smoke: exit $status" >&2; cat "$results/exec-lost.txt" >&2; exit 1; }
+grep -q "exec: command \(exited\|terminated\|killed\); vm2's agent holds its data port again" "$results/exec-lost.txt" \
+  || { echo "smoke: exit $status" >&2; cat "$results/exec-lost.txt" >&2; exit 1; }
 port_is_back
 "$bin" --env "$env_name" exec 2 --dpdk -- "$testpmd_cmd" > "$results/exec-int.txt" 2>&1 &
 exec_pid=$!

@@ -56,8 +56,8 @@ fn dpdk_remote(grant: &PortGrant, id: &str, text: &str) -> anyhow::Result<String
     crate::shell::join(&words).context("the command holds a NUL byte")
 }
 
-fn stop_remote(id: &str) -> anyhow::Result<String> {
-    crate::shell::join(&[
+fn stop_remote(id: &str, file_prefix: Option<&str>) -> anyhow::Result<String> {
+    let mut words = vec![
         "sudo",
         "bash",
         "-c",
@@ -65,8 +65,9 @@ fn stop_remote(id: &str) -> anyhow::Result<String> {
         "exec-run.sh",
         "stop",
         id,
-    ])
-    .context("the runner holds a NUL byte")
+    ];
+    words.extend(file_prefix);
+    crate::shell::join(&words).context("the runner holds a NUL byte")
 }
 
 /// Runs `exec`.
@@ -144,7 +145,7 @@ pub fn run(args: ExecArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .await;
         // Every way out: what is left of the command stops before the port goes back.
         let stopped = {
-            let stop = stop_remote(&id)?;
+            let stop = stop_remote(&id, grant.file_prefix.as_deref())?;
             let cmd = ssh::command(ctx, &state, &vm, true);
             let mut cmd = tokio::process::Command::from(cmd);
             cmd.arg(stop).stdin(Stdio::null());
@@ -209,6 +210,7 @@ mod tests {
             prefix: 24,
             peer: None,
             free_hugepages: 32,
+            file_prefix: Some("x".into()),
         }
     }
 

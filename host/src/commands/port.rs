@@ -32,7 +32,8 @@ pub struct PortGrant {
     /// The VM.
     pub vm: String,
     /// EAL arguments, one word each: the agent's (`-a`, IOVA mode, a free
-    /// `--file-prefix`), `-m` within the hugepages left, and lcores for the VM's vCPUs.
+    /// `--file-prefix`), `--huge-unlink`, `-m` within the hugepages left, and lcores
+    /// for the VM's vCPUs.
     pub eal_args: Vec<String>,
     /// The same, quoted for a shell.
     pub eal: String,
@@ -46,6 +47,9 @@ pub struct PortGrant {
     pub peer: Option<PeerPort>,
     /// 2 MiB hugepages free for the application.
     pub free_hugepages: u64,
+    /// The `--file-prefix` among the EAL arguments (what DPDK leaves behind is
+    /// named by it).
+    pub file_prefix: Option<String>,
 }
 
 impl PortGrant {
@@ -105,6 +109,14 @@ pub async fn release(ctx: &Context, agent: &mut Agent) -> anyhow::Result<PortGra
             );
         }
     };
+    if handover.free_hugepages == 0 {
+        let _ = agent.acquire_port().await;
+        bail!(
+            "{name} has no 2 MiB hugepage free for an application (the agent took its port \
+             back); a process that did not unlink its hugepage files may hold them: see \
+             /dev/hugepages in the VM"
+        );
+    }
     grant(ctx, &agent.endpoint, &handover)
 }
 
@@ -120,6 +132,9 @@ fn grant(
         .iter()
         .flat_map(crate::testpmd::EalArg::words)
         .collect();
+    // The hugepage files go as soon as they are mapped, so a crashed application
+    // leaves no pages behind for the next one.
+    eal_args.push("--huge-unlink".to_owned());
     // 2 MiB pages.
     let megabytes = handover.free_hugepages * 2;
     eal_args.push("-m".to_owned());
@@ -146,6 +161,10 @@ fn grant(
         prefix: endpoint.data_prefix,
         peer,
         free_hugepages: handover.free_hugepages,
+        file_prefix: handover.eal_args.iter().find_map(|arg| match arg {
+            crate::testpmd::EalArg::FilePrefix(prefix) => Some(prefix.clone()),
+            _ => None,
+        }),
     })
 }
 
