@@ -207,7 +207,7 @@ print(f"smoke: paced at 20000 pps: offered {d['offered_pps']:.0f} pps over {d['s
 PY
 
 step "bench --pps --search --latency: NDR and PDR at 64 B, round trips at 0/10/50/90 % of PDR"
-dpdkhost bench --pps --search --size 64 --latency --latency-duration 3s --json --results "$results" > "$results/bench-search.json"
+dpdkhost bench --pps --search --size 64 --final-trial 5s --precision 0.05 --latency --latency-duration 3s --json --results "$results" > "$results/bench-search.json"
 ndr=$(python3 - "$results/bench-search.json" <<'PY'
 import json, sys
 run = json.load(open(sys.argv[1]))["result"]

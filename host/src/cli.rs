@@ -263,7 +263,7 @@ pub struct BenchArgs {
     /// `rfc2544` for RFC 2544 §9.1's 64,128,256,512,1024,1280,1518 with FCS (1514
     /// without); replaces --size.
     #[arg(long, value_parser = parse_sizes, requires = "search")]
-    pub sizes: Option<Vec<u32>>,
+    pub sizes: Option<FrameSizes>,
     /// Measure round-trip latency with a stream of timestamped probes alongside the
     /// load: with --search at 0, 10, 50 and 90 % of the PDR, otherwise in every trial.
     #[arg(long)]
@@ -291,7 +291,15 @@ pub struct BenchArgs {
 /// --txpkts counts them).
 pub const RFC2544_SIZES: [u32; 7] = [64, 128, 256, 512, 1024, 1280, 1514];
 
-fn parse_sizes(text: &str) -> Result<Vec<u32>, String> {
+/// The frame sizes of `--sizes` (one value on the command line, a list here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSizes(pub Vec<u32>);
+
+fn parse_sizes(text: &str) -> Result<FrameSizes, String> {
+    parse_size_list(text).map(FrameSizes)
+}
+
+fn parse_size_list(text: &str) -> Result<Vec<u32>, String> {
     if text == "rfc2544" {
         return Ok(RFC2544_SIZES.to_vec());
     }
@@ -451,4 +459,110 @@ pub struct InventoryArgs {
     /// One host's variables.
     #[arg(long)]
     pub host: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn bench(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["dpdkhost", "bench", "--pps"].iter().chain(args))?;
+        match cli.command {
+            Command::Bench(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_methodology_option_parses_into_its_type() {
+        let args = bench(&[
+            "--search",
+            "--sizes",
+            "rfc2544",
+            "--loss-ratio",
+            "0.01",
+            "--precision",
+            "0.05",
+            "--trial-duration",
+            "2s",
+            "--final-trial",
+            "5s",
+            "--max-trials",
+            "30",
+            "--min-rate",
+            "500",
+            "--latency",
+            "--probe-rate",
+            "200",
+            "--latency-duration",
+            "3s",
+            "--trials",
+            "2",
+            "--expect-pps",
+            "1000",
+            "--tolerance",
+            "0.1",
+        ])
+        .unwrap();
+        assert_eq!(args.sizes, Some(FrameSizes(RFC2544_SIZES.to_vec())));
+        assert!(args.search && args.latency);
+        assert_eq!(
+            (args.trials, args.max_trials, args.probe_rate),
+            (2, 30, 200)
+        );
+        assert_eq!(args.expect_pps, Some(1000.0));
+        let args = bench(&["--search", "--sizes", "64,512"]).unwrap();
+        assert_eq!(args.sizes, Some(FrameSizes(vec![64, 512])));
+        let args = bench(&["--baseline", "testpmd", "--rounds", "5"]).unwrap();
+        assert_eq!(args.rounds, 5);
+    }
+
+    #[test]
+    fn bad_methodology_values_name_the_option_and_range() {
+        for (args, expected) in [
+            (
+                &["--search", "--sizes", "64,1518"][..],
+                "1518 with FCS is 1514 without",
+            ),
+            (&["--search", "--sizes", "64,64"][..], "given twice"),
+            (&["--search", "--sizes", "big"][..], "not a frame size"),
+            (&["--expect-pps", "0"][..], "above 0"),
+            (&["--expect-pps", "10", "--tolerance", "1.5"][..], "0..1"),
+            (&["--loss-ratio", "0.1"][..], "--search"),
+            (&["--trials", "0"][..], "--trials"),
+            (&["--rounds", "21"][..], "--rounds"),
+        ] {
+            let error = bench(args).unwrap_err().to_string();
+            assert!(error.contains(expected), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn port_exec_and_cp_parse() {
+        let cli = Cli::try_parse_from([
+            "dpdkhost",
+            "exec",
+            "2",
+            "--dpdk",
+            "--",
+            "dpdk-testpmd",
+            "{eal}",
+        ])
+        .unwrap();
+        let Command::Exec(exec) = cli.command else {
+            panic!()
+        };
+        assert!(exec.dpdk);
+        assert_eq!(exec.command, ["dpdk-testpmd", "{eal}"]);
+        let cli = Cli::try_parse_from(["dpdkhost", "port", "release", "vm2"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Port(PortCommand::Release(PortArgs { vm })) if vm == "vm2")
+        );
+        let cli = Cli::try_parse_from(["dpdkhost", "cp", "app", "2:/tmp/"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Cp(CpArgs { source, dest }) if source == "app" && dest == "2:/tmp/")
+        );
+    }
 }

@@ -60,11 +60,11 @@ pub fn check_baseline(args: &BenchArgs) -> anyhow::Result<()> {
         }
         search_params(args).validate()?;
     }
-    if args.expect_pps.is_some() && args.sizes.as_ref().is_some_and(|sizes| sizes.len() > 1) {
+    if args.expect_pps.is_some() && args.sizes.as_ref().is_some_and(|sizes| sizes.0.len() > 1) {
         bail!(
             "--expect-pps gates on one rate, but --sizes gives {} sizes: gate one size at a \
              time (--size N, or --sizes N)",
-            args.sizes.as_ref().map_or(0, Vec::len)
+            args.sizes.as_ref().map_or(0, |sizes| sizes.0.len())
         );
     }
     if args.baseline == Some(BenchBaseline::Testpmd) {
@@ -123,7 +123,7 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         if args.search {
             let params = search_params(&args);
             let latency = args.latency.then_some((args.probe_rate, args.latency_duration));
-            for size in args.sizes.clone().unwrap_or_else(|| vec![args.size]) {
+            for size in args.sizes.clone().map_or_else(|| vec![args.size], |sizes| sizes.0) {
                 run.search.push(
                     measure::search_size(&mut lab, size, &params, args.trials, latency).await?,
                 );
@@ -194,7 +194,7 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                     "trial_duration_ns": u64::try_from(args.trial_duration.as_nanos()).unwrap_or(u64::MAX),
                     "final_trial_ns": u64::try_from(args.final_trial.as_nanos()).unwrap_or(u64::MAX),
                     "max_trials": args.max_trials, "min_rate_pps": args.min_rate,
-                    "sizes": args.sizes.clone().unwrap_or_else(|| vec![args.size]),
+                    "sizes": args.sizes.clone().map_or_else(|| vec![args.size], |sizes| sizes.0),
                 })),
                 "latency": args.latency.then(|| serde_json::json!({
                     "probe_rate_pps": args.probe_rate,
