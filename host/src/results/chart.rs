@@ -13,7 +13,9 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 
 use super::table::{self, Metric, RunRow};
-use super::{BenchDirection, BenchSecond, Latency, ResultsError, RunRecord, RunResult, Spread};
+use super::{
+    BenchDirection, BenchRun, BenchSecond, Latency, ResultsError, RunRecord, RunResult, Spread,
+};
 
 /// Up to this many runs also get the overlay panels (percentile curves, per-second
 /// rates): beyond it the curves of one plot no longer read apart.
@@ -163,6 +165,8 @@ struct Point {
     slots: usize,
     label: String,
     run: String,
+    /// What it is (the unit it is drawn in and its `data-metric`).
+    metric: Metric,
     spread: Spread,
     style: Style,
 }
@@ -173,9 +177,9 @@ enum Body {
         x_ticks: Vec<(f64, String)>,
         series: Vec<Series>,
     },
-    /// One metric, the runs along the x axis.
+    /// Figures with their spread over categories along the x axis: one metric by run,
+    /// or a search's NDR/PDR by frame size. A panel's points share a unit.
     Points {
-        metric: Metric,
         ticks: Vec<String>,
         points: Vec<Point>,
     },
@@ -281,14 +285,24 @@ impl Panel {
                     marker: false,
                 })
                 .collect(),
-            Body::Points { points, .. } => points
-                .iter()
-                .map(|p| LegendEntry {
-                    label: shorten(&p.label, LEGEND_CHARS),
-                    style: &p.style,
-                    marker: true,
-                })
-                .collect(),
+            // A series drawn at several categories (NDR at every size) is one entry.
+            Body::Points { points, .. } => {
+                let mut entries: Vec<LegendEntry<'_>> = Vec::new();
+                for p in points {
+                    let label = shorten(&p.label, LEGEND_CHARS);
+                    if !entries
+                        .iter()
+                        .any(|e| e.label == label && *e.style == p.style)
+                    {
+                        entries.push(LegendEntry {
+                            label,
+                            style: &p.style,
+                            marker: true,
+                        });
+                    }
+                }
+                entries
+            }
         }
     }
 
@@ -360,9 +374,9 @@ impl Panel {
                 .iter()
                 .flat_map(|s| s.points.iter().map(|p| p.1))
                 .collect(),
-            Body::Points { metric, points, .. } => points
+            Body::Points { points, .. } => points
                 .iter()
-                .map(|p| scaled(*metric, p.spread.max))
+                .map(|p| scaled(p.metric, p.spread.max))
                 .collect(),
         }
     }
@@ -483,13 +497,10 @@ fn render_panel(out: &mut String, panel: &Panel, layout: &Layout, top: f64, left
                 );
             }
         }
-        Body::Points {
-            metric,
-            ticks,
-            points,
-        } => {
+        Body::Points { ticks, points } => {
             let slot = PLOT_WIDTH / ticks.len().max(1) as f64;
             for point in points {
+                let metric = &point.metric;
                 // Rows of one run stand side by side within its slot.
                 let spacing = (slot * 0.6 / point.slots as f64).min(14.0);
                 let x = left
@@ -646,6 +657,7 @@ fn metric_panels(rows: &[RunRow]) -> Vec<Panel> {
                 slots: 0,
                 label: row.label(),
                 run: row.run.clone(),
+                metric,
                 spread: *spread,
                 style: Style::of(index, 0),
             });
@@ -671,11 +683,7 @@ fn metric_panels(rows: &[RunRow]) -> Vec<Panel> {
             } else {
                 "packets per second".into()
             },
-            body: Body::Points {
-                metric,
-                ticks,
-                points,
-            },
+            body: Body::Points { ticks, points },
             summary: Vec::new(),
         });
     }
@@ -859,6 +867,98 @@ pub fn for_runs(runs: &[(String, &RunRecord)], path: &Path) -> Result<String, Re
     Ok(render(&panels))
 }
 
+/// The chart of a `bench --search` (`None` when `run` searched nothing): NDR and PDR
+/// per frame size with each one's min–max over the searches, and with `--latency` the
+/// round-trip p50 and p99 per load level and direction.
+pub fn for_search(run: &BenchRun) -> Option<String> {
+    if run.search.is_empty() {
+        return None;
+    }
+    let sizes: Vec<String> = run.search.iter().map(|s| format!("{} B", s.size)).collect();
+    let goal = run.search[0].loss_ratio_goal;
+    let mut points = Vec::new();
+    for (tick, size) in run.search.iter().enumerate() {
+        let figures = [
+            ("NDR (no loss)".to_owned(), Metric::NdrPps, size.ndr),
+            (format!("PDR (loss <= {goal})"), Metric::PdrPps, size.pdr),
+        ];
+        for (slot, (label, metric, spread)) in figures.into_iter().enumerate() {
+            points.push(Point {
+                tick,
+                slot,
+                slots: 2,
+                label,
+                run: sizes[tick].clone(),
+                metric,
+                spread,
+                style: Style::of(slot, 0),
+            });
+        }
+    }
+    let mut panels = vec![Panel {
+        title: "NDR and PDR per frame size (median, min–max over searches)".into(),
+        x_label: "frame size".into(),
+        y_label: "packets per second".into(),
+        body: Body::Points {
+            ticks: sizes,
+            points,
+        },
+        summary: Vec::new(),
+    }];
+    for size in run.search.iter().filter(|s| !s.latency.is_empty()) {
+        let ticks: Vec<String> = size
+            .latency
+            .iter()
+            .map(|l| format!("{} % PDR", l.percent_of_pdr))
+            .collect();
+        let links: Vec<String> = size.latency[0]
+            .trial
+            .directions
+            .iter()
+            .map(BenchDirection::link_label)
+            .collect();
+        let mut points = Vec::new();
+        for (tick, level) in size.latency.iter().enumerate() {
+            for (link_index, link) in links.iter().enumerate() {
+                let Some(latency) = level
+                    .trial
+                    .directions
+                    .iter()
+                    .find(|d| &d.link_label() == link)
+                    .and_then(|d| d.latency.as_ref())
+                else {
+                    continue;
+                };
+                let figures = [
+                    ("p50", Metric::RttP50, latency.rtt.p50_ns),
+                    ("p99", Metric::RttP99, latency.rtt.p99_ns),
+                ];
+                for (k, (name, metric, ns)) in figures.into_iter().enumerate() {
+                    let slot = link_index * 2 + k;
+                    points.push(Point {
+                        tick,
+                        slot,
+                        slots: links.len() * 2,
+                        label: format!("{link} {name}"),
+                        run: ticks[tick].clone(),
+                        metric,
+                        spread: Spread::of(&[ns as f64]).expect("one number"),
+                        style: Style::of(slot, 0),
+                    });
+                }
+            }
+        }
+        panels.push(Panel {
+            title: format!("Round trip under load, {} B (TSC in the guest)", size.size),
+            x_label: "load".into(),
+            y_label: "round trip (us)".into(),
+            body: Body::Points { ticks, points },
+            summary: Vec::new(),
+        });
+    }
+    Some(render(&panels))
+}
+
 fn render(panels: &[Panel]) -> String {
     let layouts: Vec<Layout> = panels.iter().map(Panel::layout).collect();
     // Every panel's plot starts at the same x: the widest need decides.
@@ -903,7 +1003,10 @@ fn render(panels: &[Panel]) -> String {
 }
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{sample_bench, sample_bench_trials, sample_pingpong, sample_search};
+    use super::super::tests::{
+        sample_bench, sample_bench_trials, sample_pingpong, sample_search,
+        sample_search_with_latency,
+    };
     use super::*;
     use roxmltree::{Document, Node};
 
@@ -1091,6 +1194,52 @@ mod tests {
         assert_eq!(titles.len(), 3, "{titles:?}");
         assert!(titles[0].starts_with("tx pps") && titles[1].starts_with("rx pps"));
         assert_eq!(titles[2], "Packet rate per second");
+    }
+
+    #[test]
+    fn the_search_chart_shows_each_sizes_ndr_and_pdr_and_the_latency_levels() {
+        let record = sample_search_with_latency();
+        let RunResult::Bench(run) = &record.result else {
+            unreachable!()
+        };
+        let svg = for_search(run).expect("a search run has a chart");
+        let document = Document::parse(&svg).expect("well-formed SVG");
+        let points: Vec<(String, String, String)> = document
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("point"))
+            .map(|n| {
+                (
+                    n.attribute("data-run").unwrap().to_owned(),
+                    n.attribute("data-metric").unwrap().to_owned(),
+                    n.attribute("data-median").unwrap().to_owned(),
+                )
+            })
+            .collect();
+        for size in &run.search {
+            let category = format!("{} B", size.size);
+            assert!(points.contains(&(
+                category.clone(),
+                "ndr_pps".into(),
+                size.ndr.median.to_string()
+            )));
+            assert!(points.contains(&(category, "pdr_pps".into(), size.pdr.median.to_string())));
+        }
+        // 2 sizes x (NDR, PDR), then 4 levels x (p50, p99) for the size with latency.
+        assert_eq!(points.len(), 2 * 2 + 4 * 2, "{points:?}");
+        for panel in panels(&document) {
+            // The legend sits beside the plot, one entry per series.
+            let plot = rect_of(with_class(panel, "plot")[0]);
+            let legend = with_class(panel, "legend")[0];
+            let bbox = rect_of(with_class(legend, "legend-box")[0]);
+            assert!(
+                bbox.0 >= plot.0 + plot.2,
+                "legend {bbox:?} on plot {plot:?}"
+            );
+            assert_eq!(with_class(legend, "swatch").len(), 2);
+        }
+        let mut plain = run.clone();
+        plain.search.clear();
+        assert!(for_search(&plain).is_none());
     }
 
     #[test]

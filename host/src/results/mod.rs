@@ -4,7 +4,6 @@
 
 pub mod chart;
 pub mod hgrm;
-pub mod search_chart;
 pub mod table;
 pub mod udp_drops;
 
@@ -633,7 +632,7 @@ impl RunRecord {
             .map_err(io_err(&svg))?;
         let mut search_svg = None;
         if let RunResult::Bench(run) = &self.result {
-            if let Some(chart) = search_chart::for_search(run) {
+            if let Some(chart) = chart::for_search(run) {
                 let path = dir.join(format!("{stem}-search.svg"));
                 std::fs::write(&path, chart).map_err(io_err(&path))?;
                 search_svg = Some(path);
