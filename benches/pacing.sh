@@ -19,13 +19,9 @@ RATES=${RATES:-10000 100000 1000000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
 
-check_range() {
-    local name=$1 value=$2 low=$3 high=$4
-    if ! [[ "$value" =~ ^[0-9]+$ ]] || [ "$value" -lt "$low" ] || [ "$value" -gt "$high" ]; then
-        echo "error: $name=$value: expected a whole number in $low..=$high" >&2
-        exit 2
-    fi
-}
+# check_range, wait_for_socket
+# shellcheck source=benches/lib.sh
+source "$(dirname "$0")/lib.sh"
 check_range ROUNDS "$ROUNDS" 1 50
 check_range DURATION "$DURATION" 1 600
 for rate in $RATES; do check_range "rate in RATES" "$rate" 1 100000000; done
@@ -49,15 +45,6 @@ if [ ! -x "$AGENT" ]; then
     echo "building $AGENT" >&2
     (cd "$ROOT" && cargo build --release -p dpdk-agent)
 fi
-
-wait_for_socket() {
-    for _ in $(seq 1 300); do
-        [ -S "$1" ] && return 0
-        sleep 0.05
-    done
-    echo "error: no memif socket $1 after 15 s" >&2
-    exit 1
-}
 
 EAL_COMMON="--no-huge --no-pci -m 256"
 memif_vdev() { echo "net_memif0,role=$1,socket=$2,socket-abstract=no"; }

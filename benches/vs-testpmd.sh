@@ -27,14 +27,9 @@ NULL_DURATION=${NULL_DURATION:-3}
 BURST=${BURST:-32}
 SIZE=64
 
-# Whole numbers in a range, checked before anything starts.
-check_range() {
-    local name=$1 value=$2 low=$3 high=$4 why=$5
-    if ! [[ "$value" =~ ^[0-9]+$ ]] || [ "$value" -lt "$low" ] || [ "$value" -gt "$high" ]; then
-        echo "error: $name=$value: expected a whole number in $low..=$high$why" >&2
-        exit 2
-    fi
-}
+# check_range, wait_for_socket
+# shellcheck source=benches/lib.sh
+source "$(dirname "$0")/lib.sh"
 # testpmd prints its first per-second rate after two seconds.
 check_range DURATION "$DURATION" 2 600 " (testpmd's first per-second rate comes after 2 s)"
 check_range ROUNDS "$ROUNDS" 1 100 ""
@@ -68,16 +63,6 @@ if ! command -v "$TESTPMD" >/dev/null; then
     echo "error: $TESTPMD not found (Debian: apt-get install dpdk-dev)" >&2
     exit 1
 fi
-
-# Waits for a memif server's socket file: the client does not retry a connection.
-wait_for_socket() {
-    for _ in $(seq 1 300); do
-        [ -S "$1" ] && return 0
-        sleep 0.05
-    done
-    echo "error: no memif socket $1 after 15 s" >&2
-    exit 1
-}
 
 # Records the peak RSS (VmHWM, kB) of a PID into a file until the PID exits.
 sample_peak_rss() {

@@ -39,6 +39,14 @@ remove_dpdk_leftovers() {
 }
 
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
+# Waits up to 5 s for process group $1 to be gone; fails if it is still there.
+group_gone_within_5s() {
+  for _ in $(seq 1 50); do
+    group_alive "$1" || return 0
+    sleep 0.1
+  done
+  ! group_alive "$1"
+}
 
 case $mode in
 run)
@@ -61,17 +69,10 @@ stop)
     if [ -n "$pgid" ] && group_alive "$pgid"; then
       outcome=terminated
       kill -TERM -- "-$pgid" 2>/dev/null
-      for _ in $(seq 1 50); do
-        group_alive "$pgid" || break
-        sleep 0.1
-      done
-      if group_alive "$pgid"; then
+      if ! group_gone_within_5s "$pgid"; then
         outcome=killed
         kill -KILL -- "-$pgid" 2>/dev/null
-        for _ in $(seq 1 50); do
-          group_alive "$pgid" || break
-          sleep 0.1
-        done
+        group_gone_within_5s "$pgid" || true
       fi
     fi
   fi

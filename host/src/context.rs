@@ -9,7 +9,7 @@ use agent_proto::client::Security;
 use crate::config::{self, Config, ConfigError};
 use crate::keys::{self, KeysError};
 use crate::provision::{Libvirt, ProvisionError};
-use crate::state::{Paths, State, StateError};
+use crate::state::{Paths, State, StateError, VmState};
 
 /// Why a command's context could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +167,22 @@ impl Context {
                 env: self.env.clone(),
                 known,
             })
+    }
+}
+
+impl Context {
+    /// One VM of `state`, by index (`1`) or name (`vm1`); the error lists the VMs.
+    pub fn vm<'s>(&self, state: &'s State, which: &str) -> Result<&'s VmState, ContextError> {
+        state.vm(which).ok_or_else(|| ContextError::NoSuchVm {
+            which: which.to_owned(),
+            env: self.env.clone(),
+            known: state
+                .vms
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     }
 }
 

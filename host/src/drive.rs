@@ -11,6 +11,7 @@ use agent_proto::v1;
 
 use crate::context::AgentEndpoint;
 use crate::results::{self, udp_drops, BenchDirection, BenchSecond, Latency, PingPongSide};
+use crate::units::nanos;
 
 /// Why a workload could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -249,14 +250,18 @@ pub struct BenchPlan {
     pub probe_only: bool,
 }
 
+impl BenchPlan {
+    /// The rate the transmitters are paced at (`None`: as fast as they can, or no
+    /// load at all with `probe_only`).
+    pub fn target_pps(&self) -> Option<u64> {
+        (self.rate_pps > 0 && !self.probe_only).then_some(self.rate_pps)
+    }
+}
+
 /// How long receivers keep counting after the transmitters stop.
 const DRAIN: Duration = Duration::from_millis(1000);
 /// Receivers start before transmitters; this covers the gap.
 const RX_HEAD_START: Duration = Duration::from_millis(1000);
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
 
 fn udp_endpoint(endpoint: &AgentEndpoint) -> Option<SocketAddrV4> {
     endpoint
@@ -422,7 +427,7 @@ fn direction(
     } else {
         0.0
     };
-    let target_pps = (plan.rate_pps > 0 && !plan.probe_only).then_some(plan.rate_pps);
+    let target_pps = plan.target_pps();
     let latency = if plan.probe_rate_pps > 0 {
         let histogram = if tx.probe_rtt_histogram.is_empty() {
             hdrhistogram::Histogram::new(3).expect("3 significant digits are valid")

@@ -3,6 +3,12 @@
 
 use std::time::Duration;
 
+/// `duration` in whole nanoseconds, as the agent's protocol and the saved runs carry
+/// it (saturating: no duration given here reaches the limit).
+pub fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Parses a duration for clap; the error says what is accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

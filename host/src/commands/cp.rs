@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 
 use crate::cli::CpArgs;
 use crate::context::Context;
-use crate::state::{State, VmState};
+use crate::state::State;
 
 /// One side of a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +54,7 @@ pub fn run(args: CpArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let state = ctx.require_state()?;
     let source = parse_location(&args.source, &state);
     let dest = parse_location(&args.dest, &state);
-    let vm_of = |which: &str| -> anyhow::Result<VmState> {
-        state
-            .vm(which)
-            .cloned()
-            .with_context(|| format!("no VM {which} in environment {}", ctx.env))
-    };
+    let vm_of = |which: &str| ctx.vm(&state, which).cloned();
     match (source, dest) {
         (Location::Local(file), Location::Remote { vm, path }) => {
             let vm = vm_of(&vm)?;

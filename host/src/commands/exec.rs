@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _};
 
 use crate::cli::ExecArgs;
 use crate::commands::port::{self, PortGrant};
-use crate::context::{self, Context, ContextError};
+use crate::context::{self, Context};
 use crate::drive::Agent;
 use crate::ssh;
 
@@ -76,19 +76,7 @@ pub fn run(args: ExecArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         bail!("exec needs a command after `--` (e.g. dpdkhost exec 2 -- uname -a)");
     }
     let state = ctx.require_state()?;
-    let vm = state
-        .vm(&args.vm)
-        .ok_or_else(|| ContextError::NoSuchVm {
-            which: args.vm.clone(),
-            env: ctx.env.clone(),
-            known: state
-                .vms
-                .iter()
-                .map(|v| v.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?
-        .clone();
+    let vm = ctx.vm(&state, &args.vm)?.clone();
     // A terminal gets a remote terminal: Ctrl-C then reaches the command as it would
     // locally, and a lost connection hangs it up.
     let tty = std::io::stdin().is_terminal();
@@ -151,16 +139,22 @@ pub fn run(args: ExecArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             cmd.arg(stop).stdin(Stdio::null());
             tokio::time::timeout(Duration::from_secs(60), cmd.output()).await
         };
-        let stop_note = match stopped {
+        // What the runner said of the command (exited, terminated, killed), or why it
+        // could not say.
+        let stop_outcome: Result<String, String> = match stopped {
             Ok(Ok(output)) if output.status.success() => {
-                String::from_utf8_lossy(&output.stdout).trim().to_owned()
+                Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
             }
-            Ok(Ok(output)) => format!(
+            Ok(Ok(output)) => Err(format!(
                 "stop failed: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
-            ),
-            Ok(Err(error)) => format!("stop failed: {error}"),
-            Err(_) => "stop timed out".to_owned(),
+            )),
+            Ok(Err(error)) => Err(format!("stop failed: {error}")),
+            Err(_) => Err("stop timed out".to_owned()),
+        };
+        let stop_note = match &stop_outcome {
+            Ok(outcome) => outcome.as_str(),
+            Err(error) => error.as_str(),
         };
         tracing::info!(vm = %vm.name, stop = %stop_note, "the command's processes");
         let acquired = agent.acquire_port().await;
@@ -180,8 +174,8 @@ pub fn run(args: ExecArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             )
         })?;
         let status = outcome?;
-        if stop_note.starts_with("stop") {
-            bail!("{}: {stop_note}; the port was taken back anyway", vm.name);
+        if let Err(error) = &stop_outcome {
+            bail!("{}: {error}; the port was taken back anyway", vm.name);
         }
         Ok(exit_code(status))
     })

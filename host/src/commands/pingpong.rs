@@ -1,8 +1,8 @@
 //! `dpdkhost run pingpong`: the reflector on one VM, the initiator on another, live
 //! progress, then the round-trip percentiles, loss and reordering; saved under results/.
 
+use crate::units::nanos;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use agent_proto::v1;
 use anyhow::Context as _;
@@ -16,10 +16,6 @@ use crate::context::{self, Context};
 use crate::drive;
 use crate::results::ratio;
 use crate::results::{chart, PingPongRun, RunRecord, RunResult};
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
 
 /// Runs `run pingpong`.
 pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {

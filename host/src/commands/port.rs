@@ -141,17 +141,16 @@ fn grant(
     eal_args.push(megabytes.to_string());
     eal_args.extend(lcores(vcpus).split(' ').map(str::to_owned));
     let eal = crate::shell::join(&eal_args).context("an EAL argument holds a NUL byte")?;
-    let peer = endpoint.peer_ip.and_then(|peer_ip| {
-        state
-            .vms
-            .iter()
-            .find(|vm| vm.data_ip.split('/').next() == Some(peer_ip.to_string().as_str()))
-            .map(|vm| PeerPort {
-                vm: vm.name.clone(),
-                mac: vm.data_mac.clone(),
-                ip: peer_ip.to_string(),
-            })
-    });
+    let peer = state
+        .vm(&endpoint.name)
+        .and_then(|vm| vm.peer.as_deref())
+        .and_then(|peer| state.vm(peer))
+        .zip(endpoint.peer_ip)
+        .map(|(peer, peer_ip)| PeerPort {
+            vm: peer.name.clone(),
+            mac: peer.data_mac.clone(),
+            ip: peer_ip.to_string(),
+        });
     Ok(PortGrant {
         vm: endpoint.name.clone(),
         eal_args,

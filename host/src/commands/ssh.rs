@@ -8,22 +8,13 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use crate::cli::SshArgs;
-use crate::context::{Context, ContextError};
+use crate::context::Context;
 use crate::ssh::{interactive, wait_for_sshd};
 
 /// Runs `ssh`: replaces this process with ssh.
 pub fn run(args: SshArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let state = ctx.require_state()?;
-    let vm = state.vm(&args.vm).ok_or_else(|| ContextError::NoSuchVm {
-        which: args.vm.clone(),
-        env: ctx.env.clone(),
-        known: state
-            .vms
-            .iter()
-            .map(|v| v.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })?;
+    let vm = ctx.vm(&state, &args.vm)?;
     wait_for_sshd(vm.ssh, Duration::from_secs(120))?;
     let mut cmd = interactive(ctx, &state, vm, &args.command);
     let err = cmd.exec();

@@ -14,6 +14,7 @@ use crate::results::{
 use crate::search::{self, Phase, SearchParams, TrialMeasurement, TrialRunner};
 use crate::ssh;
 use crate::ui::Spinner;
+use crate::units::nanos;
 
 /// CSIT's latency levels, percent of PDR (0: the probes alone).
 pub const LATENCY_LEVELS: [u32; 4] = [0, 10, 50, 90];
@@ -31,10 +32,6 @@ pub struct Lab<'a> {
     /// Print every second's rates as the trial runs (plain trials; a search's short
     /// trials print one line each).
     pub show_seconds: bool,
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A trial record from the directions a bench returned.
@@ -77,8 +74,7 @@ impl Lab<'_> {
                 self.a.endpoint.name, self.b.endpoint.name
             )
         })?;
-        let target = (plan.rate_pps > 0 && !plan.probe_only).then_some(plan.rate_pps);
-        let trial = trial_of(phase, target, plan.duration, directions);
+        let trial = trial_of(phase, plan.target_pps(), plan.duration, directions);
         self.spinner.println(&super::print::trial_line(&trial));
         Ok(trial)
     }

@@ -22,6 +22,7 @@ use crate::drive::BenchPlan;
 use crate::results::{BenchRun, Gate, RunRecord, RunResult, Spread};
 use crate::search::SearchParams;
 use crate::ui::Spinner;
+use crate::units::nanos;
 use measure::Lab;
 
 /// Refuses combinations a baseline cannot measure, before anything runs.
@@ -122,8 +123,14 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         };
         if args.search {
             let params = search_params(&args);
-            let latency = args.latency.then_some((args.probe_rate, args.latency_duration));
-            for size in args.sizes.clone().map_or_else(|| vec![args.size], |sizes| sizes.0) {
+            let latency = args
+                .latency
+                .then_some((args.probe_rate, args.latency_duration));
+            for size in args
+                .sizes
+                .clone()
+                .map_or_else(|| vec![args.size], |sizes| sizes.0)
+            {
                 run.search.push(
                     measure::search_size(&mut lab, size, &params, args.trials, latency).await?,
                 );
@@ -184,21 +191,21 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             started_at,
             parameters: serde_json::json!({
                 "from": a.endpoint.name, "to": b.endpoint.name, "size": args.size,
-                "duration_ns": u64::try_from(args.duration.as_nanos()).unwrap_or(u64::MAX),
+                "duration_ns": nanos(args.duration),
                 "rate_pps": args.rate, "direction": run.direction,
                 "baseline": args.baseline.map(|_| "testpmd"),
                 "rounds": args.baseline.map(|_| args.rounds),
                 "trials": args.trials,
                 "search": args.search.then(|| serde_json::json!({
                     "loss_ratio": args.loss_ratio, "precision": args.precision,
-                    "trial_duration_ns": u64::try_from(args.trial_duration.as_nanos()).unwrap_or(u64::MAX),
-                    "final_trial_ns": u64::try_from(args.final_trial.as_nanos()).unwrap_or(u64::MAX),
+                    "trial_duration_ns": nanos(args.trial_duration),
+                    "final_trial_ns": nanos(args.final_trial),
                     "max_trials": args.max_trials, "min_rate_pps": args.min_rate,
                     "sizes": args.sizes.clone().map_or_else(|| vec![args.size], |sizes| sizes.0),
                 })),
                 "latency": args.latency.then(|| serde_json::json!({
                     "probe_rate_pps": args.probe_rate,
-                    "level_duration_ns": u64::try_from(args.latency_duration.as_nanos()).unwrap_or(u64::MAX),
+                    "level_duration_ns": nanos(args.latency_duration),
                 })),
                 "expect_pps": args.expect_pps,
                 "tolerance": args.expect_pps.map(|_| args.tolerance),
