@@ -19,3 +19,23 @@ wait_for_socket() {
     echo "error: no memif socket $1 after 15 s" >&2
     exit 1
 }
+
+# On exit: kills only the processes the bench started (PIDS), removes its work
+# directory (WORK) and the runtime directories DPDK leaves behind for each
+# --file-prefix, which the bench names "<RUNTIME_PREFIX>-*-<its pid>-*".
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+    rm -rf /var/run/dpdk/"$RUNTIME_PREFIX"-*-"$$"-*
+}
+
+# Builds the agent ($AGENT) when it is missing.
+ensure_agent() {
+    if [ ! -x "$AGENT" ]; then
+        echo "building $AGENT" >&2
+        (cd "$ROOT" && cargo build --release -p dpdk-agent)
+    fi
+}

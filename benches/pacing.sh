@@ -19,7 +19,7 @@ RATES=${RATES:-10000 100000 1000000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
 
-# check_range, wait_for_socket
+# check_range, wait_for_socket, cleanup, ensure_agent
 # shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
 check_range ROUNDS "$ROUNDS" 1 50
@@ -30,21 +30,10 @@ AGENT=${AGENT:-$ROOT/target/release/dpdk-agent}
 WORK=$(mktemp -d /tmp/pacing.XXXXXX)
 PIDS=()
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-    rm -rf /var/run/dpdk/pacing-*-"$$"-*
-}
+export RUNTIME_PREFIX=pacing
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-if [ ! -x "$AGENT" ]; then
-    echo "building $AGENT" >&2
-    (cd "$ROOT" && cargo build --release -p dpdk-agent)
-fi
+ensure_agent
 
 EAL_COMMON="--no-huge --no-pci -m 256"
 memif_vdev() { echo "net_memif0,role=$1,socket=$2,socket-abstract=no"; }

@@ -27,7 +27,7 @@ NULL_DURATION=${NULL_DURATION:-3}
 BURST=${BURST:-32}
 SIZE=64
 
-# check_range, wait_for_socket
+# check_range, wait_for_socket, cleanup, ensure_agent
 # shellcheck source=benches/lib.sh
 source "$(dirname "$0")/lib.sh"
 # testpmd prints its first per-second rate after two seconds.
@@ -43,22 +43,10 @@ TESTPMD=${TESTPMD:-dpdk-testpmd}
 WORK=$(mktemp -d /tmp/vs-testpmd.XXXXXX)
 PIDS=()
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-    # DPDK leaves each process's runtime directory (named by --file-prefix) behind.
-    rm -rf /var/run/dpdk/vs-*-"$$"-*
-}
+export RUNTIME_PREFIX=vs
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-if [ ! -x "$AGENT" ]; then
-    echo "building $AGENT" >&2
-    (cd "$ROOT" && cargo build --release -p dpdk-agent)
-fi
+ensure_agent
 if ! command -v "$TESTPMD" >/dev/null; then
     echo "error: $TESTPMD not found (Debian: apt-get install dpdk-dev)" >&2
     exit 1
