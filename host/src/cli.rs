@@ -291,6 +291,15 @@ pub struct BenchArgs {
 /// --txpkts counts them).
 pub const RFC2544_SIZES: [u32; 7] = [64, 128, 256, 512, 1024, 1280, 1514];
 
+impl BenchArgs {
+    /// The frame sizes measured: `--sizes`, or `--size` alone.
+    pub fn frame_sizes(&self) -> Vec<u32> {
+        self.sizes
+            .clone()
+            .map_or_else(|| vec![self.size], |sizes| sizes.0)
+    }
+}
+
 /// The frame sizes of `--sizes` (one value on the command line, a list here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameSizes(pub Vec<u32>);

@@ -61,11 +61,11 @@ pub fn check_baseline(args: &BenchArgs) -> anyhow::Result<()> {
         }
         search_params(args).validate()?;
     }
-    if args.expect_pps.is_some() && args.sizes.as_ref().is_some_and(|sizes| sizes.0.len() > 1) {
+    let sizes = args.frame_sizes().len();
+    if args.expect_pps.is_some() && sizes > 1 {
         bail!(
-            "--expect-pps gates on one rate, but --sizes gives {} sizes: gate one size at a \
-             time (--size N, or --sizes N)",
-            args.sizes.as_ref().map_or(0, |sizes| sizes.0.len())
+            "--expect-pps gates on one rate, but --sizes gives {sizes} sizes: gate one size at a \
+             time (--size N, or --sizes N)"
         );
     }
     if args.baseline == Some(BenchBaseline::Testpmd) {
@@ -126,11 +126,7 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             let latency = args
                 .latency
                 .then_some((args.probe_rate, args.latency_duration));
-            for size in args
-                .sizes
-                .clone()
-                .map_or_else(|| vec![args.size], |sizes| sizes.0)
-            {
+            for size in args.frame_sizes() {
                 run.search.push(
                     measure::search_size(&mut lab, size, &params, args.trials, latency).await?,
                 );
@@ -201,7 +197,7 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                     "trial_duration_ns": nanos(args.trial_duration),
                     "final_trial_ns": nanos(args.final_trial),
                     "max_trials": args.max_trials, "min_rate_pps": args.min_rate,
-                    "sizes": args.sizes.clone().map_or_else(|| vec![args.size], |sizes| sizes.0),
+                    "sizes": args.frame_sizes(),
                 })),
                 "latency": args.latency.then(|| serde_json::json!({
                     "probe_rate_pps": args.probe_rate,

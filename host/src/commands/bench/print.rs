@@ -11,10 +11,7 @@ pub fn headline(args: &BenchArgs, from: &str, to: &str) -> String {
         "->"
     };
     if args.search {
-        let sizes = args
-            .sizes
-            .clone()
-            .map_or_else(|| vec![args.size], |sizes| sizes.0);
+        let sizes = args.frame_sizes();
         format!(
             "bench {from} {arrow} {to}: NDR/PDR search, sizes {sizes:?} B, loss-ratio goal {}, \
              trials of {:?}, final trials of {:?}, precision {}",
