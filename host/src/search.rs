@@ -189,43 +189,42 @@ impl<R: TrialRunner> Search<'_, R> {
         Ok(())
     }
 
-    /// The lowest load any trial failed `goal` at, below `ceiling`.
-    fn lowest_failure(&self, goal: Goal, ceiling: u64) -> Option<u64> {
+    /// The loads of the trials that passed `goal` (`passed`) or failed it, of the final
+    /// trials only with `finals_only`.
+    fn loads(&self, goal: Goal, passed: bool, finals_only: bool) -> impl Iterator<Item = u64> + '_ {
         self.steps
             .iter()
-            .filter(|step| !passes(&step.measurement, goal))
+            .filter(move |step| {
+                passes(&step.measurement, goal) == passed
+                    && (!finals_only || step.phase == Phase::Final)
+            })
             .map(|step| self.load_of(step))
+    }
+
+    /// The lowest load any trial failed `goal` at, at most `ceiling`.
+    fn lowest_failure(&self, goal: Goal, ceiling: u64) -> Option<u64> {
+        self.loads(goal, false, false)
             .filter(|&load| load <= ceiling)
             .min()
     }
 
-    /// The highest load below `upper` that passed `goal` (short or final trial).
-    fn highest_pass_below(&self, goal: Goal, upper: u64) -> Option<u64> {
-        self.steps
-            .iter()
-            .filter(|step| passes(&step.measurement, goal))
-            .map(|step| self.load_of(step))
+    /// The highest load below `upper` that passed `goal` (in a final trial with
+    /// `finals_only`).
+    fn highest_pass_below(&self, goal: Goal, upper: u64, finals_only: bool) -> Option<u64> {
+        self.loads(goal, true, finals_only)
             .filter(|&load| load < upper)
             .max()
     }
 
     /// Whether a final trial at `load` passed `goal`.
     fn confirmed(&self, goal: Goal, load: u64) -> bool {
-        self.steps.iter().any(|step| {
-            step.phase == Phase::Final
-                && self.load_of(step) == load
-                && passes(&step.measurement, goal)
-        })
+        self.loads(goal, true, true).any(|passed| passed == load)
     }
 
-    /// The highest load below `upper` that passed a final trial for `goal`.
-    fn highest_confirmed_below(&self, goal: Goal, upper: u64) -> Option<u64> {
-        self.steps
-            .iter()
-            .filter(|step| step.phase == Phase::Final && passes(&step.measurement, goal))
-            .map(|step| self.load_of(step))
-            .filter(|&load| load < upper)
-            .max()
+    /// The highest load at most `ceiling` a final trial confirmed for `goal` (0: none).
+    fn best_confirmed(&self, goal: Goal, ceiling: u64) -> u64 {
+        self.highest_pass_below(goal, ceiling.saturating_add(1), true)
+            .unwrap_or(0)
     }
 
     /// The highest confirmed load for `goal` at most `ceiling`, and whether the search
@@ -241,17 +240,9 @@ impl<R: TrialRunner> Search<'_, R> {
         let mut long_only = false;
         let mut failed_finals = 0u32;
         loop {
-            let fail = self.lowest_failure(goal, ceiling);
-            let pass_below = |search: &Self, fail: u64| {
-                if long_only {
-                    search.highest_confirmed_below(goal, fail)
-                } else {
-                    search.highest_pass_below(goal, fail)
-                }
-            };
-            let (mut lo, mut hi) = match fail {
+            let (mut lo, mut hi) = match self.lowest_failure(goal, ceiling) {
                 None => (ceiling, None),
-                Some(fail) => match pass_below(self, fail) {
+                Some(fail) => match self.highest_pass_below(goal, fail, long_only) {
                     Some(pass) => (pass.max(min), Some(fail)),
                     None if long_only => {
                         let step =
@@ -304,16 +295,6 @@ impl<R: TrialRunner> Search<'_, R> {
                 failed_finals += 1;
             }
         }
-    }
-
-    fn best_confirmed(&self, goal: Goal, ceiling: u64) -> u64 {
-        self.steps
-            .iter()
-            .filter(|step| step.phase == Phase::Final && passes(&step.measurement, goal))
-            .map(|step| self.load_of(step))
-            .filter(|&load| load <= ceiling)
-            .max()
-            .unwrap_or(0)
     }
 }
 
