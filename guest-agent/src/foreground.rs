@@ -255,6 +255,7 @@ fn with_progress<T: Send>(
 /// `bench`: prints totals, port counters and the per-second record.
 pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let params = BenchParams {
+        through_dut: false,
         mode: match args.mode {
             ModeArg::Tx => BenchMode::Tx,
             ModeArg::Rx => BenchMode::Rx,
@@ -393,6 +394,8 @@ pub fn reflect(args: &ReflectArgs) -> Result<ExitCode> {
 /// `pingpong`: prints loss and RTT percentiles; exit status 1 when anything was lost.
 pub fn pingpong(args: &PingPongArgs) -> Result<ExitCode> {
     let params = PingPongParams {
+        peer_mac: None,
+        through_dut: false,
         peer_ip: args.peer,
         count: args.count,
         frame_size: args.size,

@@ -20,6 +20,7 @@ pub mod packet;
 pub mod selftest;
 pub mod serve;
 pub mod service;
+pub mod telemetry;
 pub mod tls;
 pub mod workload;
 

@@ -210,7 +210,7 @@ async fn run(args: &PingArgs, socket: &Path) -> Result<PingOutcome> {
         interval_ns: duration_ns(Duration::from_millis(args.interval_ms)),
         window: 1,
         timeout_ns: duration_ns(Duration::from_millis(args.timeout_ms)),
-        kernel: false,
+        ..v1::PingPongRequest::default()
     };
     if !args.json {
         println!(

@@ -223,6 +223,8 @@ pub fn port_checks(port: &mut DataPort, peer: Option<Ipv4Addr>, timeout: Duratio
     }
     let target = peer.unwrap_or_else(|| port.ip());
     let params = PingPongParams {
+        peer_mac: None,
+        through_dut: false,
         peer_ip: target,
         count: 3,
         frame_size: crate::packet::MIN_FRAME_SIZE,

@@ -13,6 +13,7 @@ use dpdk_agent::mbuf::MbufBatch;
 use dpdk_agent::packet::{self, ArpOp, Frame, PayloadHeader, UdpEndpoints};
 use dpdk_agent::port::create_ring_pair;
 use dpdk_agent::selftest::port_checks;
+use dpdk_agent::telemetry;
 use dpdk_agent::workload::idle::answer_one_burst;
 use dpdk_agent::workload::{
     bench, pingpong, reflect, BenchLive, BenchMode, BenchParams, BenchReport, PingPongLive,
@@ -21,6 +22,10 @@ use dpdk_agent::workload::{
 
 const IP_A: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+
+fn file_prefix() -> String {
+    format!("dpdk-agent-inproc-{}", std::process::id())
+}
 
 fn eal() -> Eal {
     let args: Vec<String> = [
@@ -36,16 +41,14 @@ fn eal() -> Eal {
     ]
     .iter()
     .map(|arg| (*arg).to_owned())
-    .chain([format!(
-        "--file-prefix=dpdk-agent-inproc-{}",
-        std::process::id()
-    )])
+    .chain([format!("--file-prefix={}", file_prefix())])
     .collect();
     Eal::init(&args).expect("EAL starts without hugepages")
 }
 
 fn bench_params(mode: BenchMode) -> BenchParams {
     BenchParams {
+        through_dut: false,
         mode,
         peer_ip: Some(IP_B),
         peer_mac: None,
@@ -65,6 +68,8 @@ fn pingpong_over_the_wire(a: &mut DataPort, b: &mut DataPort) {
     let stop = StopSignal::new();
     let reflect_live = ReflectLive::default();
     let params = PingPongParams {
+        peer_mac: None,
+        through_dut: false,
         peer_ip: IP_B,
         count: 2000,
         frame_size: 128,
@@ -264,6 +269,8 @@ fn both_directions_through_a_reflector(a: &mut DataPort, b: &mut DataPort) {
 /// (B running an rx bench) loses every packet, each after its own timeout.
 fn interval_and_loss(a: &mut DataPort, b: &mut DataPort) {
     let paced = PingPongParams {
+        peer_mac: None,
+        through_dut: false,
         peer_ip: IP_B,
         count: 50,
         frame_size: 64,
@@ -285,6 +292,8 @@ fn interval_and_loss(a: &mut DataPort, b: &mut DataPort) {
     });
     let rx_stop = StopSignal::new();
     let lossy = PingPongParams {
+        peer_mac: None,
+        through_dut: false,
         count: 5,
         window: 5,
         interval: None,
@@ -416,6 +425,8 @@ fn invalid_requests_are_rejected(a: &mut DataPort, b_mac: [u8; 6], eal: &Eal) {
         assert_eq!(err.field, "peer_mac", "{err}");
     }
     let bad_pingpong = PingPongParams {
+        peer_mac: None,
+        through_dut: false,
         peer_ip: IP_B,
         count: 0,
         frame_size: 64,
@@ -534,6 +545,102 @@ fn idle_port_answers_like_a_host(a: &mut DataPort, b: &mut DataPort) {
     assert!(idle_round(a, b, &[bounced]).is_empty());
 }
 
+/// The loopback port returns every frame as it was sent, as a DUT forwarding with
+/// testpmd's io engine does: with `through_dut` the sender counts its own frames and
+/// probes coming back (with their addresses unswapped), and the ping-pong takes them
+/// as replies. Without it the same frames are not replies.
+fn through_a_dut_that_returns_frames_unchanged(looped: &mut DataPort) {
+    const COUNT: u64 = 5_000;
+    let dut_ip = Ipv4Addr::new(192, 0, 2, 9);
+    let dut_mac = Some([0x52, 0x54, 0, 0, 0, 9]);
+    let through = BenchParams {
+        peer_ip: Some(dut_ip),
+        peer_mac: dut_mac,
+        through_dut: true,
+        count: Some(COUNT),
+        rate_pps: Some(50_000),
+        probe_rate_pps: Some(1_000),
+        ..bench_params(BenchMode::Both)
+    };
+    let report = bench(looped, &through, &BenchLive::default(), &StopSignal::new())
+        .expect("bench through the loopback");
+    let c = report.counters;
+    assert_eq!(c.tx_packets, COUNT);
+    assert_eq!(c.rx_packets, COUNT, "every frame came back: {c:?}");
+    assert_eq!((c.rx_seq_gaps, c.rx_reordered), (0, 0), "{c:?}");
+    assert!(c.probes_sent > 0, "{c:?}");
+    assert_eq!(c.probes_returned, c.probes_sent, "{c:?}");
+    assert_eq!(
+        c.probes_reflected, 0,
+        "no probe was taken for a peer's: {c:?}"
+    );
+    assert_eq!(report.probe_rtt.len(), c.probes_returned);
+    telemetry_reads_the_same_counters(looped, COUNT + c.probes_sent);
+
+    let pings = PingPongParams {
+        peer_ip: dut_ip,
+        count: 200,
+        frame_size: 64,
+        interval: None,
+        window: 4,
+        timeout: Duration::from_millis(500),
+        peer_mac: dut_mac,
+        through_dut: true,
+    };
+    let report = pingpong(looped, &pings, &PingPongLive::default(), &StopSignal::new())
+        .expect("ping-pong through the loopback");
+    assert_eq!((report.received, report.lost), (200, 0));
+    let not_through = PingPongParams {
+        through_dut: false,
+        count: 3,
+        timeout: Duration::from_millis(50),
+        ..pings
+    };
+    let report = pingpong(
+        looped,
+        &not_through,
+        &PingPongLive::default(),
+        &StopSignal::new(),
+    )
+    .expect("ping-pong into the loopback");
+    assert_eq!(
+        (report.received, report.lost),
+        (0, 3),
+        "its own frames are no replies"
+    );
+    let no_mac = BenchParams {
+        peer_mac: None,
+        ..through
+    };
+    assert!(no_mac.validate().is_err(), "through_dut needs peer_mac");
+}
+
+/// This process's own telemetry socket (EAL opens one as it starts) answers
+/// `/ethdev/stats` with the port's counters: what the agent reads of an application
+/// under test.
+fn telemetry_reads_the_same_counters(port: &DataPort, sent: u64) {
+    if !nix::unistd::geteuid().is_root() {
+        // Without root EAL puts its runtime directory under XDG_RUNTIME_DIR; the
+        // agent (root in the guest) reads /var/run/dpdk only.
+        eprintln!("telemetry check skipped: not root");
+        return;
+    }
+    let path = telemetry::socket_path(&file_prefix()).expect("a valid prefix");
+    let command = format!("/ethdev/stats,{}", port.details().port_id);
+    let answer = telemetry::query(&path, &command, Duration::from_secs(2))
+        .unwrap_or_else(|error| panic!("telemetry at {}: {error}", path.display()));
+    let greeting: serde_json::Value =
+        serde_json::from_str(&answer.greeting).expect("JSON greeting");
+    assert_eq!(greeting["pid"], std::process::id(), "{greeting}");
+    let stats: serde_json::Value = serde_json::from_str(&answer.json).expect("JSON answer");
+    assert_eq!(stats["/ethdev/stats"]["opackets"], sent, "{stats}");
+    assert_eq!(stats["/ethdev/stats"]["ipackets"], sent, "{stats}");
+    assert!(matches!(
+        telemetry::query(&path, "/ethdev/stats;reboot", Duration::from_secs(1)),
+        Err(telemetry::TelemetryError::Command(_))
+    ));
+}
+
 #[test]
 fn datapath_on_a_real_eal() {
     let eal = eal();
@@ -571,6 +678,7 @@ fn datapath_on_a_real_eal() {
     let checks = port_checks(&mut looped, None, Duration::from_secs(3));
     assert!(checks.iter().all(|check| check.ok), "{checks:?}");
     assert_eq!(checks.len(), 4);
+    through_a_dut_that_returns_frames_unchanged(&mut looped);
 
     // Stats reset really resets.
     a.reset_stats().expect("reset");

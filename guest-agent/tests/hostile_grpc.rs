@@ -25,6 +25,7 @@ enum Op {
     StopReflect,
     Bench(v1::BenchRequest),
     Stop,
+    Telemetry(v1::TelemetryRequest),
 }
 
 fn ip_text() -> impl Strategy<Value = String> {
@@ -59,6 +60,15 @@ fn u32_in(range: std::ops::Range<u32>) -> impl Strategy<Value = u32> {
     ]
 }
 
+fn mac_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => Just(String::new()),
+        2 => Just("52:54:00:00:00:02".to_owned()),
+        1 => Just("ff:ff:ff:ff:ff:ff".to_owned()),
+        1 => "\\PC{0,24}",
+    ]
+}
+
 fn peer() -> impl Strategy<Value = String> {
     prop_oneof![3 => Just("10.0.0.1".to_owned()), 2 => ip_text()]
 }
@@ -82,9 +92,19 @@ fn op() -> impl Strategy<Value = Op> {
         u32_in(1..1025),
         u64_in(1_000_000..100_000_000),
         any::<bool>(),
+        (mac_text(), any::<bool>()),
     )
         .prop_map(
-            |(peer_ip, count, size, interval_ns, window, timeout_ns, kernel)| {
+            |(
+                peer_ip,
+                count,
+                size,
+                interval_ns,
+                window,
+                timeout_ns,
+                kernel,
+                (peer_mac, through_dut),
+            )| {
                 Op::PingPong(v1::PingPongRequest {
                     peer_ip,
                     count,
@@ -93,6 +113,8 @@ fn op() -> impl Strategy<Value = Op> {
                     window,
                     timeout_ns,
                     kernel,
+                    peer_mac,
+                    through_dut,
                 })
             },
         );
@@ -107,6 +129,7 @@ fn op() -> impl Strategy<Value = Op> {
         u64_in(1..1_000_000_000),
         u32_in(0..200_000),
         any::<bool>(),
+        (mac_text(), any::<bool>()),
     )
         .prop_map(
             |(
@@ -120,6 +143,7 @@ fn op() -> impl Strategy<Value = Op> {
                 drain_ns,
                 probe_rate_pps,
                 probe_only,
+                (peer_mac, through_dut),
             )| {
                 Op::Bench(v1::BenchRequest {
                     mode,
@@ -132,11 +156,31 @@ fn op() -> impl Strategy<Value = Op> {
                     drain_ns,
                     probe_rate_pps,
                     probe_only,
+                    peer_mac,
+                    through_dut,
                 })
             },
         );
+    let telemetry = (
+        prop_oneof![
+            2 => Just("baseline".to_owned()),
+            1 => Just("../../etc".to_owned()),
+            1 => "\\PC{0,80}",
+        ],
+        prop_oneof![
+            2 => Just("/ethdev/stats,0".to_owned()),
+            1 => "\\PC{0,80}",
+        ],
+    )
+        .prop_map(|(file_prefix, command)| {
+            Op::Telemetry(v1::TelemetryRequest {
+                file_prefix,
+                command,
+            })
+        });
     prop_oneof![
         1 => Just(Op::Info),
+        1 => telemetry,
         1 => selftest,
         4 => pingpong,
         2 => Just(Op::Reflect),
@@ -174,9 +218,12 @@ fn tally(outcome: Result<(), &tonic::Status>) {
 }
 
 /// Codes the API documents for a call that did not succeed.
-const DOCUMENTED: [Code; 4] = [
+const DOCUMENTED: [Code; 6] = [
     Code::InvalidArgument,
     Code::FailedPrecondition,
+    // Telemetry: no process at that prefix, or it failed to answer.
+    Code::NotFound,
+    Code::Unavailable,
     // Stop waits at most 10 s for a workload that cannot be interrupted (selftest).
     Code::DeadlineExceeded,
     // A stream we give up on.
@@ -267,6 +314,7 @@ async fn run(client: &mut RawClient<Channel>, op: Op) -> Result<(), TestCaseErro
                 .map(drop),
         ),
         Op::Stop => unary("Stop", client.stop(v1::StopRequest {}).await.map(drop)),
+        Op::Telemetry(request) => unary("Telemetry", client.telemetry(request).await.map(drop)),
     }
 }
 

@@ -282,6 +282,24 @@ impl AgentClient {
             .was_released)
     }
 
+    /// Asks the DPDK process started with `--file-prefix file_prefix` in the agent's VM
+    /// one telemetry `command` (`/ethdev/stats,0`); its JSON answer, untrusted.
+    pub async fn telemetry(
+        &mut self,
+        file_prefix: &str,
+        command: &str,
+    ) -> Result<v1::TelemetryReply, ClientError> {
+        Ok(self
+            .agent
+            .telemetry(v1::TelemetryRequest {
+                file_prefix: file_prefix.to_owned(),
+                command: command.to_owned(),
+            })
+            .await
+            .map_err(rpc_err("Telemetry"))?
+            .into_inner())
+    }
+
     /// Stops the reflector and returns its counters.
     pub async fn stop_reflect(&mut self) -> Result<v1::ReflectCounters, ClientError> {
         Ok(self

@@ -95,6 +95,7 @@ pub(crate) fn bench_counters(counters: &BenchCounters) -> v1::BenchCounters {
         rx_packets: counters.rx_packets,
         rx_bytes: counters.rx_bytes,
         rx_seq_gaps: counters.rx_seq_gaps,
+        rx_reordered: counters.rx_reordered,
         rx_other: counters.rx_other,
         elapsed_ns: nanos(counters.elapsed),
         send_ns: nanos(counters.send_elapsed),

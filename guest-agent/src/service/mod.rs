@@ -38,6 +38,9 @@ use crate::workload::{
 const PROGRESS_PERIOD: Duration = Duration::from_secs(1);
 /// How long Stop, StopReflect and shutdown wait for a workload to return the port.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a telemetry question may take: the other process answers from a thread
+/// of its own, so only a stuck process takes long.
+const TELEMETRY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the data port stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -962,6 +965,31 @@ impl Agent for AgentService {
         let (reply, status) = reply?;
         self.report_health(status).await;
         Ok(reply)
+    }
+
+    async fn telemetry(
+        &self,
+        request: Request<v1::TelemetryRequest>,
+    ) -> Result<Response<v1::TelemetryReply>, Status> {
+        use crate::telemetry::{self, TelemetryError};
+        let request = request.into_inner();
+        let path = telemetry::socket_path(&request.file_prefix)
+            .map_err(|error| validate::invalid_field("file_prefix", error))?;
+        telemetry::check_command(&request.command)
+            .map_err(|error| validate::invalid_field("command", error))?;
+        let answer = tokio::task::spawn_blocking(move || {
+            telemetry::query(&path, &request.command, TELEMETRY_TIMEOUT)
+        })
+        .await
+        .map_err(|error| Status::internal(format!("the telemetry query panicked: {error}")))?;
+        match answer {
+            Ok(answer) => Ok(Response::new(v1::TelemetryReply {
+                json: answer.json,
+                greeting: answer.greeting,
+            })),
+            Err(error @ TelemetryError::NoProcess { .. }) => Err(Status::not_found(chain(&error))),
+            Err(error) => Err(Status::unavailable(chain(&error))),
+        }
     }
 }
 

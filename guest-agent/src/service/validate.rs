@@ -123,6 +123,12 @@ pub(crate) fn pingpong(request: &v1::PingPongRequest) -> Result<PingPongParams, 
             "required: the reflector's data address, like 10.0.1.6",
         ));
     }
+    if request.kernel && (request.through_dut || !request.peer_mac.is_empty()) {
+        return Err(invalid(
+            "through_dut",
+            "and peer_mac are for DPDK ports only, not with kernel",
+        ));
+    }
     let params = PingPongParams {
         peer_ip: if request.kernel {
             kernel_peer_ip("peer_ip", &request.peer_ip)?
@@ -156,9 +162,21 @@ pub(crate) fn pingpong(request: &v1::PingPongRequest) -> Result<PingPongParams, 
             DEFAULT_PINGPONG_TIMEOUT,
             TIMEOUT_RANGE_NS,
         )?,
+        peer_mac: peer_mac(&request.peer_mac)?,
+        through_dut: request.through_dut,
     };
     params.validate().map_err(invalid_param)?;
     Ok(params)
+}
+
+/// An optional MAC field: empty = none.
+fn peer_mac(text: &str) -> Result<Option<crate::packet::MacAddr>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    crate::packet::parse_mac(text)
+        .map(Some)
+        .map_err(|error| invalid("peer_mac", format!("{error} (like 52:54:00:12:34:56)")))
 }
 
 fn bench_mode(mode: i32) -> Result<BenchMode, Status> {
@@ -208,9 +226,10 @@ pub(crate) fn bench(request: &v1::BenchRequest) -> Result<BenchParams, Status> {
         )?)),
     };
     let params = BenchParams {
+        through_dut: request.through_dut,
         mode,
         peer_ip,
-        peer_mac: None,
+        peer_mac: peer_mac(&request.peer_mac)?,
         frame_size: frame_size(request.size)?,
         rate_pps: match request.rate_pps {
             0 => None,

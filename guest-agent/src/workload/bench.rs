@@ -81,6 +81,11 @@ pub struct BenchParams {
     pub probe_rate_pps: Option<u32>,
     /// Send the probes only, no load: the latency of an idle link.
     pub probe_only: bool,
+    /// The peer is a DUT that forwards this port's frames back to it (Both only, with
+    /// `peer_mac`): the test frames received are this port's own, and a probe that
+    /// comes back is this port's whether the DUT swapped only its MACs (testpmd
+    /// macswap, io) or its addresses and ports too (5tswap).
+    pub through_dut: bool,
 }
 
 impl BenchParams {
@@ -150,6 +155,12 @@ impl BenchParams {
                 ));
             }
         }
+        if self.through_dut && (self.mode != BenchMode::Both || self.peer_mac.is_none()) {
+            return Err(InvalidParam::new(
+                "through_dut",
+                "needs mode both (the frames come back to the sender) and peer_mac (a DUT answers no ARP)",
+            ));
+        }
         match (self.mode, self.peer_ip) {
             (BenchMode::Tx | BenchMode::Both, None) => Err(InvalidParam::new(
                 "peer_ip",
@@ -178,8 +189,11 @@ pub struct BenchCounters {
     pub rx_packets: u64,
     /// Their bytes.
     pub rx_bytes: u64,
-    /// Sequence numbers skipped in the received stream (lost before us).
+    /// Sequence numbers skipped in the received stream (lost before us, or late).
     pub rx_seq_gaps: u64,
+    /// Test frames that came after a later one (reordered: counted in `rx_seq_gaps`
+    /// when their turn passed, so lost = gaps - reordered).
+    pub rx_reordered: u64,
     /// Other frames received (ARP, foreign traffic, probes).
     pub rx_other: u64,
     /// Time since the bench started.
@@ -210,6 +224,7 @@ pub struct BenchLive {
     rx_packets: AtomicU64,
     rx_bytes: AtomicU64,
     rx_seq_gaps: AtomicU64,
+    rx_reordered: AtomicU64,
     rx_other: AtomicU64,
     elapsed_ns: AtomicU64,
     send_elapsed_ns: AtomicU64,
@@ -228,6 +243,7 @@ impl BenchLive {
             rx_packets: self.rx_packets.load(Ordering::Relaxed),
             rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
             rx_seq_gaps: self.rx_seq_gaps.load(Ordering::Relaxed),
+            rx_reordered: self.rx_reordered.load(Ordering::Relaxed),
             rx_other: self.rx_other.load(Ordering::Relaxed),
             elapsed: Duration::from_nanos(self.elapsed_ns.load(Ordering::Relaxed)),
             send_elapsed: Duration::from_nanos(self.send_elapsed_ns.load(Ordering::Relaxed)),
@@ -244,6 +260,7 @@ impl BenchLive {
         self.rx_packets.store(c.rx_packets, Ordering::Relaxed);
         self.rx_bytes.store(c.rx_bytes, Ordering::Relaxed);
         self.rx_seq_gaps.store(c.rx_seq_gaps, Ordering::Relaxed);
+        self.rx_reordered.store(c.rx_reordered, Ordering::Relaxed);
         self.rx_other.store(c.rx_other, Ordering::Relaxed);
         let elapsed = u64::try_from(c.elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.elapsed_ns.store(elapsed, Ordering::Relaxed);
@@ -293,6 +310,7 @@ struct BurstTally {
     test_frames: u64,
     test_bytes: u64,
     seq_gaps: u64,
+    reordered: u64,
     other: u64,
 }
 
@@ -313,6 +331,8 @@ fn tally_burst(burst: &[Mbuf], expected_seq: &mut u64) -> BurstTally {
                 if seq >= expected {
                     tally.seq_gaps += seq - expected;
                     expected = seq + 1;
+                } else {
+                    tally.reordered += 1;
                 }
             }
             None => tally.other += 1,
@@ -546,6 +566,7 @@ pub fn bench(
         counters.rx_packets += tally.test_frames;
         counters.rx_bytes += tally.test_bytes;
         counters.rx_seq_gaps += tally.seq_gaps;
+        counters.rx_reordered += tally.reordered;
         counters.rx_other += tally.other;
         if tally.other > 0 {
             for mut mbuf in rx.drain() {
@@ -553,6 +574,11 @@ pub fn bench(
                     continue;
                 }
                 match packet::peek_probe(mbuf.data()) {
+                    Some((ProbeLeg::Out, sent_ns)) if p.through_dut => {
+                        counters.probes_returned += 1;
+                        let _ = probe_rtt.record(now_ns().saturating_sub(sent_ns).max(1));
+                        continue;
+                    }
                     Some((ProbeLeg::Back, sent_ns)) => {
                         counters.probes_returned += 1;
                         let _ = probe_rtt.record(now_ns().saturating_sub(sent_ns).max(1));

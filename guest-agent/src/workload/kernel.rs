@@ -280,6 +280,8 @@ mod tests {
 
     fn params(peer: Ipv4Addr, count: u64, window: u32) -> PingPongParams {
         PingPongParams {
+            peer_mac: None,
+            through_dut: false,
             peer_ip: peer,
             count,
             frame_size: 64,

@@ -44,6 +44,12 @@ pub struct PingPongParams {
     pub window: u32,
     /// How long to wait for each packet's reply before counting it lost.
     pub timeout: Duration,
+    /// The peer's MAC when known: no ARP first (a DUT answers none).
+    pub peer_mac: Option<MacAddr>,
+    /// The peer is a DUT forwarding the frames back (needs `peer_mac`): a reply counts
+    /// whether the DUT swapped only the MACs (testpmd macswap, io) or the IPs and UDP
+    /// ports too (5tswap).
+    pub through_dut: bool,
 }
 
 impl PingPongParams {
@@ -69,6 +75,18 @@ impl PingPongParams {
                     "must be above 0 and at most {MAX_TIMEOUT:?}, got {:?}",
                     self.timeout
                 ),
+            ));
+        }
+        if self.through_dut && self.peer_mac.is_none() {
+            return Err(InvalidParam::new(
+                "through_dut",
+                "needs peer_mac: a DUT answers no ARP",
+            ));
+        }
+        if self.peer_mac.is_some_and(|mac| mac[0] & 1 == 1) {
+            return Err(InvalidParam::new(
+                "peer_mac",
+                "must be a unicast MAC address",
             ));
         }
         if self.peer_ip.is_unspecified()
@@ -321,7 +339,10 @@ pub fn pingpong(
     // A mempool cache for this thread: the fast path allocates and frees mbufs.
     let _lcore = crate::eal::register_current_thread();
     let (mac, ip) = (port.mac(), port.ip());
-    let peer_mac = resolve_peer(port, p.peer_ip, p.timeout.max(MIN_ARP_WAIT), stop)?;
+    let peer_mac = match p.peer_mac {
+        Some(mac) => mac,
+        None => resolve_peer(port, p.peer_ip, p.timeout.max(MIN_ARP_WAIT), stop)?,
+    };
     let endpoints = UdpEndpoints {
         src_mac: mac,
         dst_mac: peer_mac,
@@ -413,9 +434,9 @@ pub fn pingpong(
             let now = now_ns();
             let header = match packet::parse(mbuf.data()) {
                 Ok(Frame::Udp(udp))
-                    if udp.src_ip == p.peer_ip
-                        && udp.dst_ip == ip
-                        && udp.dst_port == packet::TEST_UDP_PORT =>
+                    if udp.dst_port == packet::TEST_UDP_PORT
+                        && ((udp.src_ip == p.peer_ip && udp.dst_ip == ip)
+                            || (p.through_dut && udp.src_ip == ip && udp.dst_ip == p.peer_ip)) =>
                 {
                     PayloadHeader::parse(udp.payload).ok()
                 }
