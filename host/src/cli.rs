@@ -171,6 +171,17 @@ pub struct PingPongArgs {
     /// same VMs and link (kernel: the NICs go back to virtio_net, UDP sockets).
     #[arg(long, value_enum)]
     pub baseline: Option<PingPongBaseline>,
+    /// Measure through the DPDK application on this VM (index or name; DTS's SUT)
+    /// instead of between two agents: its agent releases its port, --app runs on it,
+    /// and the agent at the other end of its data link (--from) sends to it and counts
+    /// what it returns.
+    #[arg(long, value_name = "VM", conflicts_with_all = ["to", "baseline"])]
+    pub through: Option<String>,
+    /// With --through: the application, shell text run as root in the VM, `{eal}`
+    /// replaced by EAL arguments for the released port; it must send what it
+    /// receives back out of the same port (MACs or everything swapped).
+    #[arg(long, requires = "through", default_value = crate::dut::DEFAULT_APP, value_name = "CMD")]
+    pub app: String,
     /// Directory the run is saved in.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
@@ -228,6 +239,17 @@ pub struct BenchArgs {
     /// only, as fast as possible).
     #[arg(long, value_enum)]
     pub baseline: Option<BenchBaseline>,
+    /// Measure through the DPDK application on this VM (index or name; DTS's SUT)
+    /// instead of between two agents: its agent releases its port, --app runs on it,
+    /// and the agent at the other end of its data link (--from) sends to it and counts
+    /// what it returns.
+    #[arg(long, value_name = "VM", conflicts_with_all = ["to", "baseline", "direction"])]
+    pub through: Option<String>,
+    /// With --through: the application, shell text run as root in the VM, `{eal}`
+    /// replaced by EAL arguments for the released port; it must send what it
+    /// receives back out of the same port (MACs or everything swapped).
+    #[arg(long, requires = "through", default_value = crate::dut::DEFAULT_APP, value_name = "CMD")]
+    pub app: String,
     /// Rounds of agent and baseline with --baseline (1..=20); the order alternates.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: u32,

@@ -10,6 +10,7 @@ use agent_proto::client::{AgentClient, ClientError};
 use agent_proto::v1;
 
 use crate::context::AgentEndpoint;
+use crate::dut::{DutCounters, DutSession};
 use crate::results::{self, udp_drops, BenchDirection, BenchSecond, Latency, PingPongSide};
 use crate::units::nanos;
 
@@ -294,6 +295,7 @@ pub async fn bench(
             drain_ns: nanos(DRAIN),
             probe_rate_pps: plan.probe_rate_pps,
             probe_only: plan.probe_only,
+            ..v1::BenchRequest::default()
         };
         let (a_request, b_request) = if plan.bidirectional {
             (
@@ -395,6 +397,115 @@ pub async fn bench(
     Ok(directions)
 }
 
+/// A bench through the application on a DUT: `tg` sends to the DUT's data port (its
+/// MAC given, since a DUT answers no ARP) and counts what comes back on the same
+/// port, both legs' link drops and the DUT's own port counters (read through its
+/// telemetry before and after) locating the loss. Stops with the application's last
+/// output if it ends during the trial.
+pub async fn bench_through(
+    tg: &mut Agent,
+    dut_agent: &mut Agent,
+    dut: &mut DutSession,
+    plan: &BenchPlan,
+    mut on_progress: impl FnMut(&str, &v1::BenchProgress),
+) -> anyhow::Result<BenchDirection> {
+    dut.check_running()?;
+    let sockets = [
+        udp_endpoint(&tg.endpoint),
+        udp_endpoint(&dut_agent.endpoint),
+    ];
+    let drops_before = sockets.map(|socket| socket.and_then(udp_drops::read_socket_drops));
+    let stats_before = dut.stats(dut_agent).await?;
+    let xstats_before = dut.xstats(dut_agent).await.unwrap_or_default();
+    let request = v1::BenchRequest {
+        mode: v1::BenchMode::Both as i32,
+        peer_ip: dut.grant.ip.clone(),
+        peer_mac: dut.grant.mac.clone(),
+        through_dut: true,
+        size: plan.size,
+        rate_pps: plan.rate_pps,
+        duration_ns: nanos(plan.duration),
+        drain_ns: nanos(DRAIN),
+        probe_rate_pps: plan.probe_rate_pps,
+        probe_only: plan.probe_only,
+        ..v1::BenchRequest::default()
+    };
+    let tg_name = tg.endpoint.name.clone();
+    let mut client = tg.client.clone();
+    let run = client.bench(request, |progress| on_progress(&tg_name, progress));
+    let result = tokio::select! {
+        result = run => result.map_err(tg.fail("Bench"))?,
+        error = dut.ended() => {
+            tg.stop_quietly().await;
+            return Err(error.context("the bench stopped"));
+        }
+        _ = tokio::signal::ctrl_c() => {
+            tg.stop_quietly().await;
+            return Err(DriveError::Interrupted.into());
+        }
+    };
+    dut.check_running()?;
+    let stats = dut.stats(dut_agent).await?.since(&stats_before);
+    let xstats_after = dut.xstats(dut_agent).await.unwrap_or_default();
+    let drops_after = sockets.map(|socket| socket.and_then(udp_drops::read_socket_drops));
+    let link_drops: u64 = (0..2)
+        .map(|i| match (drops_before[i], drops_after[i]) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => 0,
+        })
+        .sum();
+    let mut direction = direction(
+        (&tg.endpoint, &result),
+        (&tg.endpoint, &result),
+        plan,
+        link_drops,
+    )?;
+    direction.through = Some(dut.vm_index());
+    direction.dut = Some(DutCounters {
+        vm: dut.vm_index(),
+        source: format!("telemetry /ethdev/stats,{}", dut.port_id),
+        forward_drops: stats.ipackets.saturating_sub(stats.opackets),
+        port: stats,
+        xstats: xstats_after
+            .into_iter()
+            .filter_map(|(name, after)| {
+                let change = after.saturating_sub(xstats_before.get(&name).copied().unwrap_or(0));
+                (change > 0).then_some((name, change))
+            })
+            .collect(),
+    });
+    direction.account();
+    Ok(direction)
+}
+
+/// Ping-pong from `tg` through the application on a DUT (its frames returned by
+/// it, see [`bench_through`]).
+pub async fn pingpong_through(
+    tg: &mut Agent,
+    dut: &mut DutSession,
+    mut request: v1::PingPongRequest,
+    on_progress: impl FnMut(&v1::PingPongProgress),
+) -> anyhow::Result<PingPongSide> {
+    dut.check_running()?;
+    request.peer_ip = dut.grant.ip.clone();
+    request.peer_mac = dut.grant.mac.clone();
+    request.through_dut = true;
+    let mut client = tg.client.clone();
+    let run = client.pingpong(request, on_progress);
+    let result = tokio::select! {
+        result = run => result.map_err(tg.fail("PingPong"))?,
+        error = dut.ended() => {
+            tg.stop_quietly().await;
+            return Err(error.context("the ping-pong stopped"));
+        }
+        _ = tokio::signal::ctrl_c() => {
+            tg.stop_quietly().await;
+            return Err(DriveError::Interrupted.into());
+        }
+    };
+    Ok(pingpong_side("agent", &result, &tg.endpoint.name)?)
+}
+
 fn direction(
     (tx_vm, tx): (&AgentEndpoint, &v1::BenchResult),
     (rx_vm, rx): (&AgentEndpoint, &v1::BenchResult),
@@ -463,6 +574,9 @@ fn direction(
         rx_nombuf: rx_port.rx_nombuf,
         ierrors: rx_port.ierrors,
         link_drops,
+        reordered: rx_counters.rx_reordered,
+        through: None,
+        dut: None,
         unaccounted: 0,
         tx_pps: tx_counters.tx_packets as f64 / seconds,
         rx_pps: rx_counters.rx_packets as f64 / seconds,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod context;
 pub mod drive;
+pub mod dut;
 pub mod guest;
 pub mod image;
 pub mod keys;

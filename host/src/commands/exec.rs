@@ -8,67 +8,15 @@
 
 use std::io::IsTerminal;
 use std::process::{ExitCode, Stdio};
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
 use crate::cli::ExecArgs;
-use crate::commands::port::{self, PortGrant};
+use crate::commands::port;
 use crate::context::{self, Context};
 use crate::drive::Agent;
+use crate::dut::{command_text, runner_command as dpdk_remote};
 use crate::ssh;
-
-/// The placeholder `--dpdk` replaces with the EAL arguments.
-pub const EAL_PLACEHOLDER: &str = "{eal}";
-
-/// The user's words as the remote shell text ssh would make of them (joined by
-/// spaces), with `{eal}` replaced by the grant's quoted EAL arguments.
-pub fn command_text(words: &[String], grant: Option<&PortGrant>) -> String {
-    let text = words.join(" ");
-    match grant {
-        Some(grant) => text.replace(EAL_PLACEHOLDER, &grant.eal),
-        None => text,
-    }
-}
-
-/// `sudo env VARS... bash -c RUNNER exec-run.sh run ID TEXT`, quoted for the login
-/// shell ssh hands it to.
-fn dpdk_remote(grant: &PortGrant, id: &str, text: &str) -> anyhow::Result<String> {
-    let mut words = vec!["sudo".to_owned(), "env".to_owned()];
-    words.extend(
-        grant
-            .environment()
-            .into_iter()
-            .map(|(name, value)| format!("{name}={value}")),
-    );
-    words.extend(
-        [
-            "bash",
-            "-c",
-            crate::assets::EXEC_RUN,
-            "exec-run.sh",
-            "run",
-            id,
-            text,
-        ]
-        .map(str::to_owned),
-    );
-    crate::shell::join(&words).context("the command holds a NUL byte")
-}
-
-fn stop_remote(id: &str, file_prefix: Option<&str>) -> anyhow::Result<String> {
-    let mut words = vec![
-        "sudo",
-        "bash",
-        "-c",
-        crate::assets::EXEC_RUN,
-        "exec-run.sh",
-        "stop",
-        id,
-    ];
-    words.extend(file_prefix);
-    crate::shell::join(&words).context("the runner holds a NUL byte")
-}
 
 /// Runs `exec`.
 pub fn run(args: ExecArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -132,26 +80,8 @@ pub fn run(args: ExecArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         }
         .await;
         // Every way out: what is left of the command stops before the port goes back.
-        let stopped = {
-            let stop = stop_remote(&id, grant.file_prefix.as_deref())?;
-            let cmd = ssh::command(ctx, &state, &vm, true);
-            let mut cmd = tokio::process::Command::from(cmd);
-            cmd.arg(stop).stdin(Stdio::null());
-            tokio::time::timeout(Duration::from_secs(60), cmd.output()).await
-        };
-        // What the runner said of the command (exited, terminated, killed), or why it
-        // could not say.
-        let stop_outcome: Result<String, String> = match stopped {
-            Ok(Ok(output)) if output.status.success() => {
-                Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-            }
-            Ok(Ok(output)) => Err(format!(
-                "stop failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )),
-            Ok(Err(error)) => Err(format!("stop failed: {error}")),
-            Err(_) => Err("stop timed out".to_owned()),
-        };
+        let stop_outcome =
+            crate::dut::stop_remote(ctx, &state, &vm, &id, grant.file_prefix.as_deref()).await;
         let stop_note = match &stop_outcome {
             Ok(outcome) => outcome.as_str(),
             Err(error) => error.as_str(),
@@ -193,6 +123,7 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::port::PortGrant;
 
     fn grant() -> PortGrant {
         PortGrant {

@@ -10,10 +10,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{PingPongArgs, PingPongBaseline};
 use crate::commands::workload_common::{
-    connect_pair, environment, print_json, save_and_report, started_at,
+    connect_pair, connect_through, environment, print_json, save_and_report, started_at,
 };
 use crate::context::{self, Context};
 use crate::drive;
+use crate::dut::DutSession;
 use crate::results::ratio;
 use crate::results::{chart, PingPongRun, RunRecord, RunResult};
 
@@ -21,7 +22,16 @@ use crate::results::{chart, PingPongRun, RunRecord, RunResult};
 pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let rt = context::runtime()?;
     rt.block_on(async {
-        let (mut from, mut to) = connect_pair(ctx, &args.from, &args.to).await?;
+        let (mut from, mut to, dut_vm) = match &args.through {
+            Some(through) => {
+                let (tg, dut_vm, dut) = connect_through(ctx, &args.from, through).await?;
+                (tg, dut, Some(dut_vm))
+            }
+            None => {
+                let (from, to) = connect_pair(ctx, &args.from, &args.to).await?;
+                (from, to, None)
+            }
+        };
         let request = v1::PingPongRequest {
             peer_ip: to.endpoint.data_ip.to_string(),
             count: args.count,
@@ -29,12 +39,23 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             interval_ns: args.interval.map(nanos).unwrap_or(0),
             window: args.window.unwrap_or(1),
             timeout_ns: nanos(args.timeout),
-            kernel: false,
+            ..v1::PingPongRequest::default()
         };
         let environment = environment(ctx, &mut from).await?;
         let started_at = started_at();
+        let mut dut = match &dut_vm {
+            Some(vm) => Some(
+                DutSession::start(ctx, vm, &mut to, &mut from, &args.app, |step| {
+                    if !ctx.json {
+                        eprintln!("{step}");
+                    }
+                })
+                .await?,
+            ),
+            None => None,
+        };
         let bar = progress_bar(ctx.json, args.count);
-        let side = drive::pingpong(&mut from, &mut to, request.clone(), |progress| {
+        let progress = |progress: &v1::PingPongProgress| {
             bar.set_position(progress.received + progress.lost);
             bar.set_message(format!(
                 "sent {} received {} lost {} last rtt {:.1} us",
@@ -43,15 +64,35 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 progress.lost,
                 progress.last_rtt_ns as f64 / 1000.0
             ));
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "ping-pong {} -> {} failed",
-                from.endpoint.name, to.endpoint.name
-            )
-        })?;
+        };
+        let side = match dut.as_mut() {
+            Some(dut) => drive::pingpong_through(&mut from, dut, request.clone(), progress).await,
+            None => drive::pingpong(&mut from, &mut to, request.clone(), progress)
+                .await
+                .map_err(anyhow::Error::from),
+        };
         bar.finish_and_clear();
+        let dut_record = match dut {
+            Some(session) => {
+                let record = session.finish(&mut to).await;
+                if !ctx.json {
+                    eprintln!(
+                        "{}: the application was stopped ({}); its port is back with the agent",
+                        to.endpoint.name, record.ended
+                    );
+                }
+                Some(record)
+            }
+            None => None,
+        };
+        let path = match &dut_record {
+            Some(_) => format!(
+                "{} -> {} (DUT) -> {}",
+                from.endpoint.name, to.endpoint.name, from.endpoint.name
+            ),
+            None => format!("{} -> {}", from.endpoint.name, to.endpoint.name),
+        };
+        let side = side.with_context(|| format!("ping-pong {path} failed"))?;
         // A failed baseline still leaves the agent's run saved and shown; the command
         // then fails with the baseline's error.
         let mut baseline_error = None;
@@ -85,6 +126,8 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 "size": args.size, "interval_ns": args.interval.map(nanos),
                 "window": args.window.unwrap_or(1), "timeout_ns": nanos(args.timeout),
                 "baseline": args.baseline.map(|_| "kernel"),
+                "through": args.through.as_ref().map(|_| &to.endpoint.name),
+                "app": args.through.as_ref().map(|_| &args.app),
             }),
             environment,
             result: RunResult::Pingpong(Box::new(PingPongRun {
@@ -92,6 +135,8 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
                 to: u32::from(to.endpoint.index),
                 agent: side.clone(),
                 baseline: baseline.clone(),
+                through: dut_record.as_ref().map(|record| record.vm),
+                dut: dut_record,
             })),
         };
         let saved = save_and_report(&record, &args.results, ctx.json)?;
@@ -99,9 +144,7 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             print_json(&record)?;
         } else {
             println!(
-                "ping-pong {} -> {} ({} packets of {} bytes, {})",
-                from.endpoint.name,
-                to.endpoint.name,
+                "ping-pong {path} ({} packets of {} bytes, {})",
                 side.sent,
                 side.size,
                 match args.interval {

@@ -40,6 +40,43 @@ pub async fn connect_pair(ctx: &Context, from: &str, to: &str) -> anyhow::Result
     Ok((from, to))
 }
 
+/// For `--through DUT`: the traffic generator (`from`, which must be at the other end
+/// of the DUT's data link), the DUT VM and its agent, connected.
+pub async fn connect_through(
+    ctx: &Context,
+    from: &str,
+    through: &str,
+) -> anyhow::Result<(Agent, crate::state::VmState, Agent)> {
+    let state = ctx.require_state()?;
+    let dut_vm = ctx.vm(&state, through).context("--through")?.clone();
+    let tg = ctx.agent(from).context("--from")?;
+    let Some(peer) = dut_vm.peer.clone() else {
+        bail!(
+            "--through {through}: {} has no peer on its data link, so no agent can send to it \
+             (VMs are linked in pairs 1-2, 3-4, ...; use vm_count = 2 or more)",
+            dut_vm.name
+        );
+    };
+    if tg.name == dut_vm.name {
+        bail!(
+            "--through {through} names the sending VM (--from {from}): the DUT is the VM at \
+             the other end of the sender's data link; use --through {peer}, or --from {peer} \
+             --through {}",
+            dut_vm.name
+        );
+    }
+    if tg.name != peer {
+        bail!(
+            "--through {through}: {} is linked to {peer}, not to {} (--from); use --from {peer}",
+            dut_vm.name,
+            tg.name
+        );
+    }
+    let dut_endpoint = ctx.agent(&dut_vm.name)?;
+    let (tg, dut) = tokio::try_join!(Agent::connect(&tg), Agent::connect(&dut_endpoint))?;
+    Ok((tg, dut_vm, dut))
+}
+
 /// Where the run happens: host facts, acceleration, the agent's versions, and what
 /// every guest was busy with as the run started.
 pub async fn environment(ctx: &Context, agent: &mut Agent) -> anyhow::Result<Environment> {

@@ -182,6 +182,13 @@ pub struct PingPongRun {
     /// The kernel-stack baseline on the same link, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<PingPongSide>,
+    /// `--through`: the DUT VM (then `to` is it too, and the frames came back through
+    /// it to `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<u32>,
+    /// `--through`: the application measured, with its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dut: Option<crate::dut::DutRecord>,
 }
 
 /// One second of a bench direction.
@@ -225,6 +232,16 @@ pub struct BenchDirection {
     /// Dropped on the link between the VMs: in user mode, the receiving QEMU's UDP
     /// socket drops (`/proc/net/udp`), counted when the guest could not keep up.
     pub link_drops: u64,
+    /// Test packets that came after a later one (late, not lost).
+    #[serde(default)]
+    pub reordered: u64,
+    /// Through a DUT: its VM (the frames went from -> through -> to, `to` being the
+    /// sender itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<u32>,
+    /// Through a DUT: its own port counters over the trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dut: Option<crate::dut::DutCounters>,
     /// Sent, not received, and counted by no counter (still in flight at the end, or
     /// lost where nothing counts).
     pub unaccounted: u64,
@@ -298,7 +315,14 @@ impl BenchDirection {
 
     /// Lost packets that some counter explains.
     pub fn counted_drops(&self) -> u64 {
-        self.imissed + self.rx_nombuf + self.ierrors + self.link_drops
+        self.imissed
+            + self.rx_nombuf
+            + self.ierrors
+            + self.link_drops
+            + self
+                .dut
+                .as_ref()
+                .map_or(0, crate::dut::DutCounters::counted_drops)
     }
 
     /// Fills [`Self::unaccounted`] from the other counters.
@@ -317,7 +341,10 @@ impl BenchDirection {
 
     /// `vmA->vmB`.
     pub fn link_label(&self) -> String {
-        format!("vm{}->vm{}", self.from, self.to)
+        match self.through {
+            Some(dut) => format!("vm{}->vm{dut}->vm{}", self.from, self.to),
+            None => format!("vm{}->vm{}", self.from, self.to),
+        }
     }
 }
 
@@ -513,6 +540,9 @@ pub struct BenchRun {
     /// `--expect-pps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<Gate>,
+    /// `--through`: the application measured, with its output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dut: Option<crate::dut::DutRecord>,
 }
 
 impl BenchRun {
@@ -718,6 +748,8 @@ pub(crate) mod tests {
                 to: 2,
                 agent: side,
                 baseline: None,
+                through: None,
+                dut: None,
             })),
         }
     }

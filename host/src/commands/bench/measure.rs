@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 use crate::context::Context;
 use crate::drive::{self, Agent, BenchPlan};
+use crate::dut::DutSession;
 use crate::results::{
     BaselineRound, BenchDirection, LatencyLevel, SearchRecord, SizeSearch, Spread, Trial,
 };
@@ -32,6 +33,8 @@ pub struct Lab<'a> {
     /// Print every second's rates as the trial runs (plain trials; a search's short
     /// trials print one line each).
     pub show_seconds: bool,
+    /// Through a DUT: the application on `b`'s port, `a` the traffic generator.
+    pub through: Option<&'a mut DutSession>,
 }
 
 /// A trial record from the directions a bench returned.
@@ -59,21 +62,23 @@ impl Lab<'_> {
     /// receiver drained (the agents answer only then).
     pub async fn trial(&mut self, phase: &str, plan: &BenchPlan) -> anyhow::Result<Trial> {
         let (spinner, show_seconds) = (self.spinner, self.show_seconds);
-        let directions = drive::bench(self.a, self.b, plan, |vm, progress| {
+        let progress = |vm: &str, progress: &agent_proto::v1::BenchProgress| {
             if show_seconds {
                 spinner.println(&format!(
                     "  {vm} second {:>3}: tx {:>10} pps  rx {:>10} pps",
                     progress.second, progress.tx_pps, progress.rx_pps
                 ));
             }
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "bench {} / {} failed",
-                self.a.endpoint.name, self.b.endpoint.name
-            )
-        })?;
+        };
+        let (a_name, b_name) = (self.a.endpoint.name.clone(), self.b.endpoint.name.clone());
+        let directions = match self.through.as_deref_mut() {
+            Some(dut) => vec![drive::bench_through(self.a, self.b, dut, plan, progress)
+                .await
+                .with_context(|| format!("bench {a_name} through {b_name} failed"))?],
+            None => drive::bench(self.a, self.b, plan, progress)
+                .await
+                .with_context(|| format!("bench {a_name} / {b_name} failed"))?,
+        };
         let trial = trial_of(phase, plan.target_pps(), plan.duration, directions);
         self.spinner.println(&super::print::trial_line(&trial));
         Ok(trial)

@@ -15,10 +15,11 @@ use anyhow::bail;
 
 use crate::cli::{BenchArgs, BenchBaseline, BenchDirectionArg};
 use crate::commands::workload_common::{
-    connect_pair, environment, print_json, save_and_report, started_at,
+    connect_pair, connect_through, environment, print_json, save_and_report, started_at,
 };
 use crate::context::{self, Context};
 use crate::drive::BenchPlan;
+use crate::dut::DutSession;
 use crate::results::{BenchRun, Gate, RunRecord, RunResult, Spread};
 use crate::search::SearchParams;
 use crate::ui::Spinner;
@@ -96,7 +97,16 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     check_baseline(&args)?;
     let rt = context::runtime()?;
     rt.block_on(async {
-        let (mut a, mut b) = connect_pair(ctx, &args.from, &args.to).await?;
+        let (mut a, mut b, dut_vm) = match &args.through {
+            Some(through) => {
+                let (tg, dut_vm, dut) = connect_through(ctx, &args.from, through).await?;
+                (tg, dut, Some(dut_vm))
+            }
+            None => {
+                let (a, b) = connect_pair(ctx, &args.from, &args.to).await?;
+                (a, b, None)
+            }
+        };
         let environment = environment(ctx, &mut a).await?;
         let bidirectional = args.direction == BenchDirectionArg::Bi;
         let plan = BenchPlan {
@@ -110,9 +120,14 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         let started_at = started_at();
         let spinner = Spinner::new(ctx.json);
         spinner.println(&print::headline(&args, &a.endpoint.name, &b.endpoint.name));
-        let mut run = BenchRun {
-            direction: if bidirectional { "bi" } else { "uni" }.into(),
-            ..BenchRun::default()
+        let mut dut = match &dut_vm {
+            Some(vm) => Some(
+                DutSession::start(ctx, vm, &mut b, &mut a, &args.app, |step| {
+                    spinner.println(step)
+                })
+                .await?,
+            ),
+            None => None,
         };
         let mut lab = Lab {
             a: &mut a,
@@ -120,39 +135,22 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             bidirectional,
             spinner: &spinner,
             show_seconds: !args.search,
+            through: dut.as_mut(),
         };
-        if args.search {
-            let params = search_params(&args);
-            let latency = args
-                .latency
-                .then_some((args.probe_rate, args.latency_duration));
-            for size in args.frame_sizes() {
-                run.search.push(
-                    measure::search_size(&mut lab, size, &params, args.trials, latency).await?,
-                );
+        let measured = measure(&args, ctx, &mut lab, &plan).await;
+        let dut_record = match dut {
+            Some(session) => {
+                let record = session.finish(&mut b).await;
+                spinner.println(&format!(
+                    "{}: the application was stopped ({}); its port is back with the agent",
+                    b.endpoint.name, record.ended
+                ));
+                Some(record)
             }
-            run.ndr_pps = run.search.first().map(|s| s.ndr_pps);
-            run.pdr_pps = run.search.first().map(|s| s.pdr_pps);
-        } else if args.baseline == Some(BenchBaseline::Testpmd) {
-            let (trials, rounds) =
-                measure::baseline_rounds(&mut lab, ctx, &plan, args.rounds).await?;
-            let median = |pick: fn(&crate::results::BaselineRound) -> f64| {
-                let values: Vec<f64> = rounds.iter().map(pick).filter(|v| v.is_finite()).collect();
-                Spread::of(&values).map(|s| s.median)
-            };
-            run.median_tx_ratio = median(|r| r.tx_ratio);
-            run.median_rx_ratio = median(|r| r.rx_ratio);
-            run.baseline = rounds.iter().map(|r| r.testpmd.clone()).collect();
-            run.rounds = rounds;
-            run.trials = trials;
-        } else {
-            for trial in 1..=args.trials {
-                if args.trials > 1 {
-                    spinner.println(&format!("trial {trial}/{}", args.trials));
-                }
-                run.trials.push(lab.trial("measure", &plan).await?);
-            }
-        }
+            None => None,
+        };
+        let mut run = measured?;
+        run.dut = dut_record;
         run.agent = run
             .trials
             .iter()
@@ -187,6 +185,8 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             started_at,
             parameters: serde_json::json!({
                 "from": a.endpoint.name, "to": b.endpoint.name, "size": args.size,
+                "through": args.through.as_ref().map(|_| &b.endpoint.name),
+                "app": args.through.as_ref().map(|_| &args.app),
                 "duration_ns": nanos(args.duration),
                 "rate_pps": args.rate, "direction": run.direction,
                 "baseline": args.baseline.map(|_| "testpmd"),
@@ -233,4 +233,50 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             None => Ok(ExitCode::SUCCESS),
         }
     })
+}
+
+/// The measurement `args` asks for, on `lab`: a search, baseline rounds or plain
+/// trials.
+async fn measure(
+    args: &BenchArgs,
+    ctx: &Context,
+    lab: &mut Lab<'_>,
+    plan: &BenchPlan,
+) -> anyhow::Result<BenchRun> {
+    let mut run = BenchRun {
+        direction: if plan.bidirectional { "bi" } else { "uni" }.into(),
+        ..BenchRun::default()
+    };
+    let spinner = lab.spinner;
+    if args.search {
+        let params = search_params(args);
+        let latency = args
+            .latency
+            .then_some((args.probe_rate, args.latency_duration));
+        for size in args.frame_sizes() {
+            run.search
+                .push(measure::search_size(lab, size, &params, args.trials, latency).await?);
+        }
+        run.ndr_pps = run.search.first().map(|s| s.ndr_pps);
+        run.pdr_pps = run.search.first().map(|s| s.pdr_pps);
+    } else if args.baseline == Some(BenchBaseline::Testpmd) {
+        let (trials, rounds) = measure::baseline_rounds(lab, ctx, plan, args.rounds).await?;
+        let median = |pick: fn(&crate::results::BaselineRound) -> f64| {
+            let values: Vec<f64> = rounds.iter().map(pick).filter(|v| v.is_finite()).collect();
+            Spread::of(&values).map(|s| s.median)
+        };
+        run.median_tx_ratio = median(|r| r.tx_ratio);
+        run.median_rx_ratio = median(|r| r.rx_ratio);
+        run.baseline = rounds.iter().map(|r| r.testpmd.clone()).collect();
+        run.rounds = rounds;
+        run.trials = trials;
+    } else {
+        for trial in 1..=args.trials {
+            if args.trials > 1 {
+                spinner.println(&format!("trial {trial}/{}", args.trials));
+            }
+            run.trials.push(lab.trial("measure", plan).await?);
+        }
+    }
+    Ok(run)
 }

@@ -10,6 +10,14 @@ pub fn headline(args: &BenchArgs, from: &str, to: &str) -> String {
     } else {
         "->"
     };
+    let through;
+    let (arrow, to) = match &args.through {
+        Some(_) => {
+            through = format!("{to} (DUT: {}) -> {from}", args.app);
+            ("->", through.as_str())
+        }
+        None => (arrow, to),
+    };
     if args.search {
         let sizes = args.frame_sizes();
         format!(
@@ -60,6 +68,21 @@ pub fn trial_line(trial: &Trial) -> String {
             d.ierrors,
             d.unaccounted
         ));
+        if let Some(dut) = &d.dut {
+            line.push_str(&format!(
+                " dut vm{}: rx {} tx {} imissed {} rx_nombuf {} ierrors {} fwd-drop {}",
+                dut.vm,
+                dut.port.ipackets,
+                dut.port.opackets,
+                dut.port.imissed,
+                dut.port.rx_nombuf,
+                dut.port.ierrors,
+                dut.forward_drops
+            ));
+        }
+        if d.reordered > 0 {
+            line.push_str(&format!(" reordered {}", d.reordered));
+        }
         if let Some(error) = d.pacing_error {
             line.push_str(&format!(" pacing {:+.2}%", error * 100.0));
         }
@@ -241,13 +264,15 @@ pub fn run(run: &BenchRun) {
     for direction in &run.agent {
         print_direction(direction);
     }
+    if let Some(dut) = &run.dut {
+        println!("DUT vm{}: {} ({})", dut.vm, dut.command, dut.ended);
+    }
 }
 
 pub fn print_direction(d: &BenchDirection) {
     println!(
-        "vm{} -> vm{} ({} bytes, {:.1} s):",
-        d.from,
-        d.to,
+        "{} ({} bytes, {:.1} s):",
+        d.link_label().replace("->", " -> "),
         d.size,
         d.duration_ns as f64 / 1e9
     );
@@ -270,6 +295,23 @@ pub fn print_direction(d: &BenchDirection) {
         "  where: link (host UDP socket) {}  imissed {}  rx_nombuf {}  ierrors {}  unaccounted {}   (tx ring full: {} packets refused by the driver, not counted in tx)",
         d.link_drops, d.imissed, d.rx_nombuf, d.ierrors, d.unaccounted, d.tx_ring_full
     );
+    if let Some(dut) = &d.dut {
+        println!(
+            "  DUT vm{} ({}): rx {}  tx {}  dropped by its rx ring (imissed) {}  rx_nombuf {}  ierrors {}  received and not sent on {}  oerrors {}",
+            dut.vm,
+            dut.source,
+            dut.port.ipackets,
+            dut.port.opackets,
+            dut.port.imissed,
+            dut.port.rx_nombuf,
+            dut.port.ierrors,
+            dut.forward_drops,
+            dut.port.oerrors
+        );
+    }
+    if d.reordered > 0 {
+        println!("  reordered {} (arrived after a later packet)", d.reordered);
+    }
     if d.send_ns > 0 {
         println!(
             "  offered {:.0} pps over the {:.3} s it sent{}",
