@@ -19,7 +19,7 @@ results=${SMOKE_RESULTS:-target/smoke-results}
 uri=qemu:///system
 pool=${SMOKE_POOL:-dpdkhost}
 dpdkhost() { "$bin" --env "$env_name" "$@"; }
-step() { printf '\n=== smoke: %s\n' "$*"; }
+step() { printf '\n=== smoke: %s  [+%ds]\n' "$*" "$SECONDS"; }
 
 # One lab at a time per machine: two TCG labs on a small host starve each other.
 exec 9>/tmp/dpdkhost-lab.lock
@@ -376,6 +376,76 @@ if dpdkhost exec 2 --dpdk -- no-such-command-dpdkhost > "$results/exec-missing.t
 port_is_back
 if dpdkhost exec 9 -- true 2> "$results/exec-novm.txt"; then echo "smoke: exec on vm9" >&2; exit 1; fi
 grep -q "vm1, vm2" "$results/exec-novm.txt" || { cat "$results/exec-novm.txt" >&2; exit 1; }
+
+step "bench --through 2: dpdk-testpmd 5tswap in vm2 as the DUT, vm1's agent as the traffic generator"
+dpdkhost bench --pps --through 2 --rate 10000 --duration 5 --json --results "$results" > "$results/bench-through.json"
+python3 - "$results/bench-through.json" 5tswap <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))["result"]
+d, dut = run["agent"][0], run["dut"]
+assert (d["from"], d["through"], d["to"]) == (1, 2, 1), d
+assert d["tx_packets"] > 0 and d["rx_packets"] > 0 and d["unaccounted"] == 0, d
+counters = d["dut"]["port"]
+# The DUT received what the first leg delivered, and sent on what it did not drop.
+assert counters["ipackets"] > 0 and counters["opackets"] >= d["rx_packets"], d
+assert d["dut"]["source"].startswith("telemetry /ethdev/stats"), d
+assert "forward-mode=" + sys.argv[2] in dut["command"] and dut["ended"] == "terminated", dut
+assert "Set " + sys.argv[2] + " packet forwarding mode" in dut["output"], dut["output"]
+lost = d["tx_packets"] - d["rx_packets"]
+print(f"smoke: through testpmd {sys.argv[2]}: sent {d['tx_packets']} received {d['rx_packets']} lost {lost} "
+      f"(link {d['link_drops']}, DUT imissed {counters['imissed']} rx_nombuf {counters['rx_nombuf']} "
+      f"not forwarded {d['dut']['forward_drops']}, unaccounted {d['unaccounted']}); DUT rx {counters['ipackets']} tx {counters['opackets']}")
+PY
+port_is_back
+
+step "bench --through 2 --app macswap --latency: only the MACs swapped, the probes still come back"
+dpdkhost bench --pps --through 2 --rate 10000 --duration 3 --latency \
+  --app 'dpdk-testpmd {eal} -- --total-num-mbufs=8192 --forward-mode=macswap' \
+  --json --results "$results" > "$results/bench-through-macswap.json"
+python3 - "$results/bench-through-macswap.json" macswap <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))["result"]
+d = run["agent"][0]
+assert d["rx_packets"] > 0 and d["unaccounted"] == 0, d
+assert "forward-mode=macswap" in run["dut"]["command"], run["dut"]
+latency = d["latency"]
+assert latency["returned"] > 0 and latency["rtt"]["p50_ns"] > 0, latency
+print(f"smoke: through testpmd macswap: sent {d['tx_packets']} received {d['rx_packets']}, unaccounted 0; "
+      f"{latency['returned']} of {latency['sent']} probes back, p50 {latency['rtt']['p50_ns']/1000:.0f} us")
+PY
+
+step "run pingpong --through 2: round trips through testpmd in vm2"
+dpdkhost run pingpong --through 2 --count 200 --json --results "$results" > "$results/pingpong-through.json"
+python3 - "$results/pingpong-through.json" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))["result"]
+side = run["agent"]
+assert run["through"] == 2 and side["received"] > 0 and side["rtt"]["p50_ns"] > 0, run
+print(f"smoke: pingpong through testpmd: {side['received']} of {side['sent']} back, "
+      f"p50 {side['rtt']['p50_ns']/1000:.1f} us p99 {side['rtt']['p99_ns']/1000:.1f} us")
+PY
+port_is_back
+
+step "bench --through: the DUT killed mid-bench stops the bench, saying so; bad input refused"
+"$bin" --env "$env_name" bench --pps --through 2 --rate 5000 --duration 60 --results "$results" > "$results/through-killed.txt" 2>&1 &
+through_pid=$!
+for _ in $(seq 1 60); do
+  grep -q "second" "$results/through-killed.txt" && break
+  sleep 1
+done
+dpdkhost exec 2 -- sudo pkill -KILL -x dpdk-testpmd
+set +e; wait "$through_pid"; status=$?; set -e
+[ "$status" != 0 ] || { echo "smoke: the bench went on after its DUT was killed" >&2; exit 1; }
+grep -q "the application in vm2 ended" "$results/through-killed.txt" || { cat "$results/through-killed.txt" >&2; exit 1; }
+port_is_back
+if dpdkhost bench --pps --through 1 --duration 2 > "$results/through-sender.txt" 2>&1; then echo "smoke: --through the sender ran" >&2; exit 1; fi
+grep -q "names the sending VM" "$results/through-sender.txt" || { cat "$results/through-sender.txt" >&2; exit 1; }
+if dpdkhost bench --pps --through 2 --duration 2 --app 'no-such-dut-dpdkhost {eal}' > "$results/through-missing.txt" 2>&1; then
+  echo "smoke: a missing DUT application was measured" >&2; exit 1
+fi
+grep -q "did not come up" "$results/through-missing.txt" || { cat "$results/through-missing.txt" >&2; exit 1; }
+port_is_back
+echo "smoke: a killed DUT stopped the bench; --through the sender and a missing application refused, the port back each time"
 
 step "one mutating command at a time: down while a bench runs is refused, naming it"
 "$bin" --env "$env_name" bench --pps --duration 6 --results "$results" >/dev/null 2>&1 &
