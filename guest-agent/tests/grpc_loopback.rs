@@ -99,7 +99,8 @@ async fn serves_health_info_and_reflection_over_mutual_tls() {
             "Bench",
             "Stop",
             "ReleasePort",
-            "AcquirePort"
+            "AcquirePort",
+            "Telemetry"
         ]
     );
 }

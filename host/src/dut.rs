@@ -536,6 +536,9 @@ fn describe(status: ExitStatus) -> String {
         (Some(code), _) if code > 128 && code < 160 => {
             format!("exit status {code}: signal {}", code - 128)
         }
+        (Some(255), _) => {
+            "exit status 255: ssh lost the session, or its runner was killed".to_owned()
+        }
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(signal)) => format!("ssh killed by signal {signal}"),
         (None, None) => "ended".to_owned(),

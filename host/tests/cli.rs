@@ -135,6 +135,44 @@ fn baseline_combinations_testpmd_cannot_run_are_refused_before_anything_runs() {
     }
 }
 
+#[test]
+fn through_combinations_are_refused_before_anything_runs() {
+    for (args, expected) in [
+        (
+            &["bench", "--pps", "--through", "2", "--baseline", "testpmd"][..],
+            "--baseline",
+        ),
+        (
+            &["bench", "--pps", "--through", "2", "--direction", "bi"],
+            "--direction",
+        ),
+        (&["bench", "--pps", "--through", "2", "--to", "1"], "--to"),
+        (
+            &["bench", "--pps", "--app", "dpdk-testpmd {eal}"],
+            "--through",
+        ),
+        (
+            &["run", "pingpong", "--through", "2", "--baseline", "kernel"],
+            "--baseline",
+        ),
+        (&["run", "pingpong", "--app", "x"], "--through"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = dpdkhost(dir.path(), args);
+        assert!(!o.status.success(), "{args:?}");
+        let text = text(&o);
+        assert!(text.contains(expected), "{args:?}: {text}");
+        assert!(
+            !text.contains("is not up"),
+            "checked before the lab: {text}"
+        );
+    }
+    // Without a lab, --through says how to get one.
+    let dir = tempfile::tempdir().unwrap();
+    let text = text(&dpdkhost(dir.path(), &["bench", "--pps", "--through", "2"]));
+    assert!(text.contains("is not up"), "{text}");
+}
+
 /// doctor checks the programs libvirt runs for a nat-mode network only in nat mode.
 #[test]
 fn doctor_checks_dnsmasq_and_iptables_in_nat_mode() {

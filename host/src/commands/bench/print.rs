@@ -48,10 +48,20 @@ fn rate_text(pps: Option<u64>) -> String {
 /// One trial per line: load, duration, and per direction sent, received, loss ratio
 /// and where the lost packets went.
 pub fn trial_line(trial: &Trial) -> String {
+    // A latency level at 0 % sends its probes alone: no load, not the maximum.
+    let probes_only = trial
+        .directions
+        .iter()
+        .all(|d| d.tx_packets == 0 && d.latency.is_some());
+    let load = if probes_only {
+        "none".to_owned()
+    } else {
+        rate_text(trial.target_pps)
+    };
     let mut line = format!(
         "  {:<8} load {:>10} pps {:>5.1} s",
         trial.phase,
-        rate_text(trial.target_pps),
+        load,
         trial.duration_ns as f64 / 1e9
     );
     for d in &trial.directions {
