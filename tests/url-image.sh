@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end, offline: an image given by URL + sha256 that boots itself (BIOS, its own
 # partition table and bootloader, like the Ubuntu cloud image). tests/make-cloud-disk.sh
-# builds a generic cloud-style disk (cached under target/url-image, rebuilt when the
+# builds a generic cloud-style disk (cached beside dpdkhost's image cache, in
+# ~/.cache/dpdkhost/test-fixtures/url-image, so a clean clone reuses it; rebuilt when the
 # helper changes); it is served over HTTP on 127.0.0.1 only, and dpdkhost fetches it
 # into a throwaway image cache. Checks: a wrong image_sha256 fails naming the key and
 # leaves nothing; up --no-kvm to every agent SERVING; ssh; a ping-pong; down leaves
@@ -19,7 +20,7 @@ bin=$(realpath "${DPDKHOST_BIN:-target/release/dpdkhost}")
 env_name=${URLIMG_ENV:-urlimg}
 uri=qemu:///system
 pool=dpdkhost
-cache=${URLIMG_DISK_CACHE:-target/url-image}
+cache=${URLIMG_DISK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dpdkhost/test-fixtures/url-image}
 step() { printf '\n=== url-image: %s\n' "$*"; }
 started=$(date +%s)
 
