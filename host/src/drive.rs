@@ -270,6 +270,20 @@ fn udp_endpoint(endpoint: &AgentEndpoint) -> Option<SocketAddrV4> {
         .map(|port| SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
 }
 
+/// Both ends' link drop counters now: in user mode each VM's UDP socket drops, `None`
+/// where there is no such socket.
+fn link_drops_now(a: &AgentEndpoint, b: &AgentEndpoint) -> [Option<u64>; 2] {
+    [udp_endpoint(a), udp_endpoint(b)].map(|socket| socket.and_then(udp_drops::read_socket_drops))
+}
+
+/// What each end's socket dropped between two readings of [`link_drops_now`].
+fn link_drops_between(before: [Option<u64>; 2], after: [Option<u64>; 2]) -> [u64; 2] {
+    [0, 1].map(|i| match (before[i], after[i]) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => 0,
+    })
+}
+
 /// A bench between `a` and `b`: a → b, and b → a too when bidirectional. Returns the
 /// directions with each lost packet attributed to a counter where one saw it.
 pub async fn bench(
@@ -279,8 +293,7 @@ pub async fn bench(
     mut on_progress: impl FnMut(&str, &v1::BenchProgress),
 ) -> Result<Vec<BenchDirection>, DriveError> {
     let size = plan.size;
-    let drops_before = [udp_endpoint(&a.endpoint), udp_endpoint(&b.endpoint)]
-        .map(|socket| socket.and_then(udp_drops::read_socket_drops));
+    let drops_before = link_drops_now(&a.endpoint, &b.endpoint);
     let a_name = a.endpoint.name.clone();
     let b_name = b.endpoint.name.clone();
     let (a_result, b_result) = {
@@ -374,24 +387,20 @@ pub async fn bench(
         let both = async { tokio::try_join!(a_run, b_run) };
         interruptible(&mut [a, b], both).await?
     };
-    let drops_after = [udp_endpoint(&a.endpoint), udp_endpoint(&b.endpoint)]
-        .map(|socket| socket.and_then(udp_drops::read_socket_drops));
-    let link_drops = |i: usize| match (drops_before[i], drops_after[i]) {
-        (Some(before), Some(after)) => after.saturating_sub(before),
-        _ => 0,
-    };
+    let [a_drops, b_drops] =
+        link_drops_between(drops_before, link_drops_now(&a.endpoint, &b.endpoint));
     let mut directions = vec![direction(
         (&a.endpoint, &a_result),
         (&b.endpoint, &b_result),
         plan,
-        link_drops(1),
+        b_drops,
     )?];
     if plan.bidirectional {
         directions.push(direction(
             (&b.endpoint, &b_result),
             (&a.endpoint, &a_result),
             plan,
-            link_drops(0),
+            a_drops,
         )?);
     }
     Ok(directions)
@@ -410,11 +419,7 @@ pub async fn bench_through(
     mut on_progress: impl FnMut(&str, &v1::BenchProgress),
 ) -> anyhow::Result<BenchDirection> {
     dut.check_running()?;
-    let sockets = [
-        udp_endpoint(&tg.endpoint),
-        udp_endpoint(&dut_agent.endpoint),
-    ];
-    let drops_before = sockets.map(|socket| socket.and_then(udp_drops::read_socket_drops));
+    let drops_before = link_drops_now(&tg.endpoint, &dut_agent.endpoint);
     let stats_before = dut.stats(dut_agent).await?;
     let xstats_before = dut.xstats(dut_agent).await.unwrap_or_default();
     let request = v1::BenchRequest {
@@ -433,27 +438,17 @@ pub async fn bench_through(
     let tg_name = tg.endpoint.name.clone();
     let mut client = tg.client.clone();
     let run = client.bench(request, |progress| on_progress(&tg_name, progress));
-    let result = tokio::select! {
-        result = run => result.map_err(tg.fail("Bench"))?,
-        error = dut.ended() => {
-            tg.stop_quietly().await;
-            return Err(error.context("the bench stopped"));
-        }
-        _ = tokio::signal::ctrl_c() => {
-            tg.stop_quietly().await;
-            return Err(DriveError::Interrupted.into());
-        }
-    };
+    let result = while_dut_runs(tg, dut, "Bench", run).await?;
     dut.check_running()?;
     let stats = dut.stats(dut_agent).await?.since(&stats_before);
     let xstats_after = dut.xstats(dut_agent).await.unwrap_or_default();
-    let drops_after = sockets.map(|socket| socket.and_then(udp_drops::read_socket_drops));
-    let link_drops: u64 = (0..2)
-        .map(|i| match (drops_before[i], drops_after[i]) {
-            (Some(before), Some(after)) => after.saturating_sub(before),
-            _ => 0,
-        })
-        .sum();
+    // Both legs: to the DUT, and back to the generator.
+    let link_drops = link_drops_between(
+        drops_before,
+        link_drops_now(&tg.endpoint, &dut_agent.endpoint),
+    )
+    .iter()
+    .sum();
     let mut direction = direction(
         (&tg.endpoint, &result),
         (&tg.endpoint, &result),
@@ -492,18 +487,25 @@ pub async fn pingpong_through(
     request.through_dut = true;
     let mut client = tg.client.clone();
     let run = client.pingpong(request, on_progress);
-    let result = tokio::select! {
-        result = run => result.map_err(tg.fail("PingPong"))?,
-        error = dut.ended() => {
-            tg.stop_quietly().await;
-            return Err(error.context("the ping-pong stopped"));
-        }
-        _ = tokio::signal::ctrl_c() => {
-            tg.stop_quietly().await;
-            return Err(DriveError::Interrupted.into());
-        }
-    };
+    let result = while_dut_runs(tg, dut, "PingPong", run).await?;
     Ok(pingpong_side("agent", &result, &tg.endpoint.name)?)
+}
+
+/// Runs `rpc`, `tg`'s workload through the DUT, unless the DUT's application ends or
+/// Ctrl-C comes first; then stops the workload and says which.
+async fn while_dut_runs<T>(
+    tg: &mut Agent,
+    dut: &mut DutSession,
+    what: &'static str,
+    rpc: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> anyhow::Result<T> {
+    let stopped_by = tokio::select! {
+        result = rpc => return Ok(result.map_err(tg.fail(what))?),
+        error = dut.ended() => error.context(format!("the {what} stopped")),
+        _ = tokio::signal::ctrl_c() => DriveError::Interrupted.into(),
+    };
+    tg.stop_quietly().await;
+    Err(stopped_by)
 }
 
 fn direction(

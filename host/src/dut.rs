@@ -212,8 +212,27 @@ pub struct DutRecord {
     /// How it ended: `terminated` (stopped after the measurement), `exited`, `killed`,
     /// or why that is not known.
     pub ended: String,
+    /// Whether the agent took its port back afterwards.
+    #[serde(default)]
+    pub port_back: bool,
     /// Its output (stdout and stderr), the last 256 KiB.
     pub output: String,
+}
+
+impl DutRecord {
+    /// The line saying how the application ended and where the port is now.
+    pub fn stopped_line(&self) -> String {
+        format!(
+            "vm{}: the application was stopped ({}); {}",
+            self.vm,
+            self.ended,
+            if self.port_back {
+                "its port is back with the agent"
+            } else {
+                "its port is NOT back with the agent"
+            }
+        )
+    }
 }
 
 /// Output kept from the application: the end of it.
@@ -237,9 +256,7 @@ impl OutputTail {
 
     /// The last `lines` lines, for an error.
     fn last_lines(&self, lines: usize) -> String {
-        let text = self.text();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        last_lines(&self.text(), lines)
     }
 }
 
@@ -463,8 +480,7 @@ impl DutSession {
 
     /// Stops the application (if it still runs), has the agent take its port back and
     /// returns what is recorded of the application. Never fails: what went wrong is
-    /// in [`DutRecord::ended`], and the port's return is retried by
-    /// [`Self::take_port_back`].
+    /// in [`DutRecord::ended`] and [`DutRecord::port_back`].
     pub async fn finish(mut self, agent: &mut Agent) -> DutRecord {
         let stopped = stop_remote(
             &self.ctx,
@@ -491,6 +507,7 @@ impl DutSession {
         };
         tracing::info!(vm = %self.vm.name, %ended, ?status, "DUT application stopped");
         let acquired = agent.acquire_port().await;
+        let port_back = acquired.is_ok();
         let ended = match acquired {
             Ok(_) => ended,
             Err(error) => format!(
@@ -508,6 +525,7 @@ impl DutSession {
             port_id: self.port_id,
             telemetry: self.greeting.clone(),
             ended,
+            port_back,
             output,
         }
     }

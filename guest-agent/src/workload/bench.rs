@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{
-    arp_reply_in_place, flush, resolve_peer, validate_frame_size, ArpOutcome, IdleBackoff,
-    IdlePolicy, InvalidParam, StopSignal, WorkloadError,
+    arp_reply_in_place, flush, resolve_peer, validate_frame_size, validate_peer_mac, ArpOutcome,
+    IdleBackoff, IdlePolicy, InvalidParam, StopSignal, WorkloadError,
 };
 use crate::datapath::{DataPort, PortStats};
 use crate::eal::now_ns;
@@ -140,21 +140,13 @@ impl BenchParams {
                 format!("must be at most {MAX_DRAIN:?}, got {:?}", self.drain),
             ));
         }
-        if let Some(mac) = self.peer_mac {
-            if self.mode == BenchMode::Rx {
-                return Err(InvalidParam::new(
-                    "peer_mac",
-                    "is only used to send (mode tx or both)",
-                ));
-            }
-            // The group bit: multicast and broadcast.
-            if mac[0] & 1 == 1 {
-                return Err(InvalidParam::new(
-                    "peer_mac",
-                    format!("{} is not a unicast MAC address", packet::format_mac(&mac)),
-                ));
-            }
+        if self.peer_mac.is_some() && self.mode == BenchMode::Rx {
+            return Err(InvalidParam::new(
+                "peer_mac",
+                "is only used to send (mode tx or both)",
+            ));
         }
+        validate_peer_mac(self.peer_mac)?;
         if self.through_dut && (self.mode != BenchMode::Both || self.peer_mac.is_none()) {
             return Err(InvalidParam::new(
                 "through_dut",
@@ -574,12 +566,8 @@ pub fn bench(
                     continue;
                 }
                 match packet::peek_probe(mbuf.data()) {
-                    Some((ProbeLeg::Out, sent_ns)) if p.through_dut => {
-                        counters.probes_returned += 1;
-                        let _ = probe_rtt.record(now_ns().saturating_sub(sent_ns).max(1));
-                        continue;
-                    }
-                    Some((ProbeLeg::Back, sent_ns)) => {
+                    // Through a DUT a probe is ours whichever addresses it swapped.
+                    Some((leg, sent_ns)) if leg == ProbeLeg::Back || p.through_dut => {
                         counters.probes_returned += 1;
                         let _ = probe_rtt.record(now_ns().saturating_sub(sent_ns).max(1));
                         continue;
@@ -591,7 +579,7 @@ pub fn bench(
                         }
                         continue;
                     }
-                    Some((ProbeLeg::Out, _)) | None => {}
+                    _ => {}
                 }
                 if let ArpOutcome::Reply(reply, _) = arp_reply_in_place(mbuf, mac, ip) {
                     let _ = replies.push(reply);

@@ -67,6 +67,18 @@ impl InvalidParam {
     }
 }
 
+/// Checks a peer MAC given instead of ARP: it must be unicast (the group bit is
+/// multicast and broadcast).
+pub(crate) fn validate_peer_mac(mac: Option<packet::MacAddr>) -> Result<(), InvalidParam> {
+    match mac {
+        Some(mac) if mac[0] & 1 == 1 => Err(InvalidParam::new(
+            "peer_mac",
+            format!("{} is not a unicast MAC address", packet::format_mac(&mac)),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a frame size for test traffic: 64..=1514 bytes.
 pub(crate) fn validate_frame_size(size: u16) -> Result<(), InvalidParam> {
     if (packet::MIN_FRAME_SIZE..=packet::MAX_FRAME_SIZE).contains(&size) {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    arp_reply_in_place, flush, resolve_peer, validate_frame_size, ArpOutcome, IdleBackoff,
-    InvalidParam, StopSignal, WorkloadError,
+    arp_reply_in_place, flush, resolve_peer, validate_frame_size, validate_peer_mac, ArpOutcome,
+    IdleBackoff, InvalidParam, StopSignal, WorkloadError,
 };
 use crate::datapath::DataPort;
 use crate::eal::now_ns;
@@ -83,12 +83,7 @@ impl PingPongParams {
                 "needs peer_mac: a DUT answers no ARP",
             ));
         }
-        if self.peer_mac.is_some_and(|mac| mac[0] & 1 == 1) {
-            return Err(InvalidParam::new(
-                "peer_mac",
-                "must be a unicast MAC address",
-            ));
-        }
+        validate_peer_mac(self.peer_mac)?;
         if self.peer_ip.is_unspecified()
             || self.peer_ip.is_broadcast()
             || self.peer_ip.is_multicast()

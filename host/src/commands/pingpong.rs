@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{PingPongArgs, PingPongBaseline};
 use crate::commands::workload_common::{
-    connect_pair, connect_through, environment, print_json, save_and_report, started_at,
+    connect_workload, environment, print_json, save_and_report, started_at,
 };
 use crate::context::{self, Context};
 use crate::drive;
@@ -22,16 +22,8 @@ use crate::results::{chart, PingPongRun, RunRecord, RunResult};
 pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let rt = context::runtime()?;
     rt.block_on(async {
-        let (mut from, mut to, dut_vm) = match &args.through {
-            Some(through) => {
-                let (tg, dut_vm, dut) = connect_through(ctx, &args.from, through).await?;
-                (tg, dut, Some(dut_vm))
-            }
-            None => {
-                let (from, to) = connect_pair(ctx, &args.from, &args.to).await?;
-                (from, to, None)
-            }
-        };
+        let (mut from, mut to, dut_vm) =
+            connect_workload(ctx, &args.from, &args.to, args.through.as_deref()).await?;
         let request = v1::PingPongRequest {
             peer_ip: to.endpoint.data_ip.to_string(),
             count: args.count,
@@ -76,10 +68,7 @@ pub fn run(args: PingPongArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
             Some(session) => {
                 let record = session.finish(&mut to).await;
                 if !ctx.json {
-                    eprintln!(
-                        "{}: the application was stopped ({}); its port is back with the agent",
-                        to.endpoint.name, record.ended
-                    );
+                    eprintln!("{}", record.stopped_line());
                 }
                 Some(record)
             }

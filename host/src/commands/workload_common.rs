@@ -40,6 +40,26 @@ pub async fn connect_pair(ctx: &Context, from: &str, to: &str) -> anyhow::Result
     Ok((from, to))
 }
 
+/// The two agents a workload runs on: `from` and `to`, or with `--through` the
+/// traffic generator `from` and the DUT's agent, with the DUT VM.
+pub async fn connect_workload(
+    ctx: &Context,
+    from: &str,
+    to: &str,
+    through: Option<&str>,
+) -> anyhow::Result<(Agent, Agent, Option<crate::state::VmState>)> {
+    match through {
+        Some(through) => {
+            let (tg, dut_vm, dut) = connect_through(ctx, from, through).await?;
+            Ok((tg, dut, Some(dut_vm)))
+        }
+        None => {
+            let (from, to) = connect_pair(ctx, from, to).await?;
+            Ok((from, to, None))
+        }
+    }
+}
+
 /// For `--through DUT`: the traffic generator (`from`, which must be at the other end
 /// of the DUT's data link), the DUT VM and its agent, connected.
 pub async fn connect_through(

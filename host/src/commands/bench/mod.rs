@@ -15,7 +15,7 @@ use anyhow::bail;
 
 use crate::cli::{BenchArgs, BenchBaseline, BenchDirectionArg};
 use crate::commands::workload_common::{
-    connect_pair, connect_through, environment, print_json, save_and_report, started_at,
+    connect_workload, environment, print_json, save_and_report, started_at,
 };
 use crate::context::{self, Context};
 use crate::drive::BenchPlan;
@@ -97,16 +97,8 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     check_baseline(&args)?;
     let rt = context::runtime()?;
     rt.block_on(async {
-        let (mut a, mut b, dut_vm) = match &args.through {
-            Some(through) => {
-                let (tg, dut_vm, dut) = connect_through(ctx, &args.from, through).await?;
-                (tg, dut, Some(dut_vm))
-            }
-            None => {
-                let (a, b) = connect_pair(ctx, &args.from, &args.to).await?;
-                (a, b, None)
-            }
-        };
+        let (mut a, mut b, dut_vm) =
+            connect_workload(ctx, &args.from, &args.to, args.through.as_deref()).await?;
         let environment = environment(ctx, &mut a).await?;
         let bidirectional = args.direction == BenchDirectionArg::Bi;
         let plan = BenchPlan {
@@ -141,10 +133,7 @@ pub fn run(args: BenchArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         let dut_record = match dut {
             Some(session) => {
                 let record = session.finish(&mut b).await;
-                spinner.println(&format!(
-                    "{}: the application was stopped ({}); its port is back with the agent",
-                    b.endpoint.name, record.ended
-                ));
+                spinner.println(&record.stopped_line());
                 Some(record)
             }
             None => None,
